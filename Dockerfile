@@ -1,0 +1,16 @@
+# Attune image: one image for web, worker and beat (see compose.yaml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 ATTUNE_VAR_DIR=/var/lib/attune
+WORKDIR /app
+
+COPY requirements.txt ./
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+RUN useradd --system --home /app attune && mkdir -p /var/lib/attune && chown attune /var/lib/attune \
+ && SECRET_KEY=build-only python manage.py collectstatic --noinput
+USER attune
+
+EXPOSE 8000
+CMD ["gunicorn", "rlhf_platform.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]

@@ -1,0 +1,123 @@
+"""The one place where access is decided, for every queryset and every write.
+
+Rules, in order:
+
+1. Anonymous and inactive users get nothing; superusers get everything.
+2. A *model permission* held through a role (e.g. ``governance.view_auditevent`` for the
+   ethics committee) grants the action on every row of the model.
+3. Otherwise, for models that declare ``access_object_permissions = True``, a django-guardian
+   *object permission* grants the action on that one row.
+4. Models that live inside another object declare ``access_parent = "<field>"`` (e.g. an
+   item inside a project): the action is granted where it is granted on the parent, with
+   ``view`` mapping to the parent's ``view`` and every write to ``access_parent_write_action``
+   (default ``change``).
+
+The API base viewset (``rlhf_platform.api``) and the HTML view mixin
+(``rlhf_platform.views.RestrictedViewMixin``) call only these functions, so apps declare
+their rules on the model and never filter by user by hand.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from guardian.shortcuts import get_objects_for_user
+
+ACTIONS = ("view", "add", "change", "delete")
+
+
+def permission_name(model: type[Model], action: str) -> str:
+    """``app_label.action_modelname`` for a model and an action."""
+    return f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+
+
+def _is_privileged(user) -> bool | None:
+    """True for superusers, False for users who get nothing, None when rules decide."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return None
+
+
+def _parent(model: type[Model]) -> tuple[str, type[Model]] | None:
+    field_name = getattr(model, "access_parent", None)
+    if not field_name:
+        return None
+    return field_name, model._meta.get_field(field_name).related_model
+
+
+def _parent_action(model: type[Model], action: str) -> str:
+    return "view" if action == "view" else getattr(model, "access_parent_write_action", "change")
+
+
+def queryset_restrict(*, queryset: QuerySet, user, action: str = "view") -> QuerySet:
+    """The rows of ``queryset`` on which ``user`` may perform ``action``."""
+    privileged = _is_privileged(user)
+    if privileged is not None:
+        return queryset if privileged else queryset.none()
+    model = queryset.model
+    if user.has_perm(permission_name(model, action)):
+        return queryset
+    parent = _parent(model)
+    if parent is not None:
+        field_name, parent_model = parent
+        parents = queryset_restrict(
+            queryset=parent_model._default_manager.all(),
+            user=user,
+            action=_parent_action(model, action),
+        )
+        return queryset.filter(**{f"{field_name}__in": parents.values("pk")})
+    if getattr(model, "access_object_permissions", False):
+        return get_objects_for_user(
+            user, permission_name(model, action), klass=queryset, accept_global_perms=False
+        )
+    return queryset.none()
+
+
+def model_accessible(*, user, model: type[Model], action: str = "view") -> bool:
+    """Whether ``user`` may perform ``action`` on at least some rows of ``model`` in
+    principle (a model permission, or a model whose rows carry their own permissions).
+    Used to answer 403 rather than an empty list when a role has no business there."""
+    privileged = _is_privileged(user)
+    if privileged is not None:
+        return privileged
+    if user.has_perm(permission_name(model, action)):
+        return True
+    return _parent(model) is not None or getattr(model, "access_object_permissions", False)
+
+
+def user_can(*, user, action: str, obj: Model) -> bool:
+    """Whether ``user`` may perform ``action`` on the object ``obj``."""
+    privileged = _is_privileged(user)
+    if privileged is not None:
+        return privileged
+    model = type(obj)
+    perm = permission_name(model, action)
+    if user.has_perm(perm):
+        return True
+    parent = _parent(model)
+    if parent is not None:
+        parent_obj = getattr(obj, parent[0])
+        return user_can(user=user, action=_parent_action(model, action), obj=parent_obj)
+    if getattr(model, "access_object_permissions", False):
+        return user.has_perm(perm, obj)
+    return False
+
+
+def user_can_add(*, user, model: type[Model], parent: Model | None = None) -> bool:
+    """Whether ``user`` may create a ``model`` row (inside ``parent`` for child models)."""
+    privileged = _is_privileged(user)
+    if privileged is not None:
+        return privileged
+    if user.has_perm(permission_name(model, "add")):
+        return True
+    if parent is not None and _parent(model) is not None:
+        return user_can(user=user, action=_parent_action(model, "add"), obj=parent)
+    return False
+
+
+def require(*, user, action: str, obj: Model) -> None:
+    """Raise PermissionDenied unless ``user`` may perform ``action`` on ``obj``."""
+    if not user_can(user=user, action=action, obj=obj):
+        raise PermissionDenied(f"You may not {action} this {obj._meta.verbose_name}.")

@@ -1,0 +1,91 @@
+"""Roles and their model permissions: the one place that declares who may do what.
+
+Roles are Django groups (created by migration ``governance.0002_roles``).  Their model
+permissions are declared here and applied after every ``migrate`` by
+:func:`roles_sync`, so adding a permission is a one-line change in this file.
+Per-object access (e.g. membership of one annotation project) is granted with
+django-guardian on top of these model permissions; see ``governance.access``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
+
+logger = logging.getLogger(__name__)
+
+ADMIN = "admin"
+RESEARCHER = "researcher"
+ANNOTATOR = "annotator"
+REVIEWER = "reviewer"
+ETHICS_COMMITTEE = "ethics_committee"
+VIEWER = "viewer"
+
+ROLES: dict[str, str] = {
+    ADMIN: "Administers users, roles, object permissions, webhooks and system health.",
+    RESEARCHER: "Creates projects, imports items, exports datasets, trains and compares models.",
+    ANNOTATOR: "Labels items in the projects they are members of.",
+    REVIEWER: "Adjudicates disagreements and watches annotator quality.",
+    ETHICS_COMMITTEE: "Reviews promotion requests with their evidence and reads the audit trail.",
+    VIEWER: "Reads dashboards and results, changes nothing.",
+}
+
+ALL = "__all__"
+
+# Model permissions per role, as "app_label.codename".  Permissions of models that do not
+# exist (yet) are an error: a typo here must not silently grant nothing.
+ROLE_PERMISSIONS: dict[str, list[str] | str] = {
+    ADMIN: ALL,
+    RESEARCHER: [],
+    ANNOTATOR: [],
+    REVIEWER: [],
+    ETHICS_COMMITTEE: ["governance.view_auditevent"],
+    VIEWER: [],
+}
+
+
+def role_permissions_extend(role: str, permissions: list[str]) -> None:
+    """Let an app add its permissions to a role from its own ``roles`` declaration."""
+    declared = ROLE_PERMISSIONS[role]
+    if declared == ALL:
+        return
+    for perm in permissions:
+        if perm not in declared:
+            declared.append(perm)
+
+
+def roles_sync(*, apps=global_apps) -> None:
+    """Give each role group exactly the permissions declared for it."""
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, declared in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        if declared == ALL:
+            perms = list(Permission.objects.all())
+        else:
+            perms = []
+            for name in declared:
+                app_label, codename = name.split(".", 1)
+                perm = Permission.objects.filter(
+                    content_type__app_label=app_label, codename=codename
+                ).first()
+                if perm is None:
+                    raise LookupError(
+                        f"roles: permission {name!r} for role {role!r} does not exist"
+                    )
+                perms.append(perm)
+        group.permissions.set(perms)
+
+
+def roles_sync_after_migrate(sender, **kwargs) -> None:
+    """post_migrate hook: once per migrate, after governance's own signal."""
+    if sender.name != "governance":
+        return
+    using = kwargs.get("using", "default")
+    # Permissions of apps listed after governance are created by their own post_migrate
+    # signal, which has not run yet: create them all now (idempotent).
+    for app_config in global_apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=using)
+    roles_sync()

@@ -1,0 +1,21 @@
+"""Governance tasks."""
+
+from celery import shared_task
+
+from rlhf_platform import request_context
+
+from .services import audit_event_record
+
+
+@shared_task(name="governance.system_probe", time_limit=60, soft_time_limit=50)
+def system_probe(token: str, count: int = 1) -> None:
+    """Write ``count`` audit events for ``token``: proof that a task went from the broker
+    through a worker into the database (``manage.py worker_probe``, tests)."""
+    with request_context.bind(request_id_value=f"probe-{token}"[:64]):
+        for index in range(count):
+            audit_event_record(
+                action="system.probe",
+                object_type="system.probe",
+                object_id=token,
+                after={"n": index},
+            )

@@ -1,0 +1,132 @@
+"""Shared API base classes: permission-restricted viewsets, pagination, error shape.
+
+Apps declare ``queryset``, ``serializer_class`` and ``filterset_class``; the base viewset
+restricts every queryset and checks every write through ``governance.access``.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, mixins, permissions, viewsets
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from governance import access
+from rlhf_platform import request_context
+
+# DRF action -> the access action it needs.  Viewsets extend this for custom actions.
+ACTION_PERMISSIONS = {
+    "list": "view",
+    "retrieve": "view",
+    "create": "add",
+    "update": "change",
+    "partial_update": "change",
+    "destroy": "delete",
+}
+
+
+class RestrictedViewSetMixin:
+    """Restricts ``get_queryset`` to what the user may see, for every viewset."""
+
+    #: custom actions -> access action (e.g. {"adjudicate": "change"})
+    action_permissions: dict[str, str] = {}
+    #: set on viewsets whose create is checked against a parent object by the service
+    create_checks_parent = False
+
+    def access_action(self) -> str:
+        name = getattr(self, "action", None) or ""
+        if name in self.action_permissions:
+            return self.action_permissions[name]
+        if name in ACTION_PERMISSIONS:
+            return ACTION_PERMISSIONS[name]
+        return "view" if self.request.method in permissions.SAFE_METHODS else "change"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Token-authenticated users are known only now; bind them as the audit actor.
+        if request.user and request.user.is_authenticated:
+            request_context.actor.set(request.user)
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        # Reads are restricted to viewable rows; writes look the object up among the
+        # viewable rows too, so an invisible object is a 404 and a visible one that may
+        # not be changed is a 403 (has_object_permission).
+        return access.queryset_restrict(queryset=queryset, user=self.request.user, action="view")
+
+
+class RestrictedModelViewSet(RestrictedViewSetMixin, viewsets.ModelViewSet):
+    """A full CRUD viewset whose every query and write is permission-checked."""
+
+
+class RestrictedReadOnlyViewSet(RestrictedViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    """A list/retrieve viewset restricted to what the user may see."""
+
+
+class RestrictedCreateListRetrieveViewSet(
+    RestrictedViewSetMixin,
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """For records that are created and read but never edited through the API."""
+
+
+def _field_errors(detail, prefix: str = "") -> dict[str, list[str]]:
+    """Flatten DRF's nested error detail into {"field.sub": ["reason", ...]}."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out.update(_field_errors(value, name))
+    elif isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            out[prefix or "non_field_errors"] = [str(item) for item in detail]
+        else:
+            for index, item in enumerate(detail):
+                out.update(_field_errors(item, f"{prefix}[{index}]" if prefix else f"[{index}]"))
+    else:
+        out[prefix or "non_field_errors"] = [str(detail)]
+    return out
+
+
+def exception_handler(exc, context):
+    """Every API error as ``{"error": {"status", "code", "message", "fields"}}``."""
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _field_errors(exc.detail)
+        message = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
+        code = "invalid"
+    else:
+        fields = {}
+        message = str(getattr(exc, "detail", exc))
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        code = codes if isinstance(codes, str) else "error"
+    request = context.get("request")
+    body = {
+        "error": {
+            "status": response.status_code,
+            "code": code,
+            "message": message,
+            "fields": fields,
+            "request_id": getattr(request, "request_id", "") if request else "",
+        }
+    }
+    return Response(body, status=response.status_code, headers=_copy_headers(response))
+
+
+def _copy_headers(response) -> dict[str, str]:
+    return {k: v for k, v in response.items() if k in ("WWW-Authenticate", "Retry-After", "Allow")}

@@ -1,0 +1,36 @@
+"""Template context shared by every page: the role-aware navigation and the theme."""
+
+from __future__ import annotations
+
+from django.urls import NoReverseMatch, reverse
+
+from governance import access
+from governance.models import AuditEvent
+from governance.selectors import user_theme
+
+# (label, url name, model whose view permission shows the link, or None for everyone).
+# Apps add their entries here as they grow pages.
+NAV_ITEMS: list[tuple[str, str, type | None]] = [
+    ("Home", "home", None),
+    ("Audit trail", "audit-list", AuditEvent),
+    ("API docs", "api-docs", None),
+]
+
+
+def navigation(request) -> dict:
+    user = getattr(request, "user", None)
+    theme = request.COOKIES.get("theme", "system")
+    if user is None or not user.is_authenticated:
+        return {"nav_items": [], "theme": theme}
+    items = []
+    for label, url_name, model in NAV_ITEMS:
+        if model is not None and not access.model_accessible(user=user, model=model):
+            continue
+        try:
+            url = reverse(url_name)
+        except NoReverseMatch:
+            continue
+        items.append({"label": label, "url": url, "active": request.path == url})
+    if user.is_staff:
+        items.append({"label": "Admin console", "url": reverse("admin:index"), "active": False})
+    return {"nav_items": items, "theme": user_theme(user=user)}

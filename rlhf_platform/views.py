@@ -1,0 +1,83 @@
+"""Project-wide pages (home, health, preferences) and the HTML access mixin."""
+
+from __future__ import annotations
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from governance import access
+from governance.selectors import system_health, user_roles
+from governance.services import user_theme_set
+
+
+class RestrictedViewMixin(LoginRequiredMixin):
+    """The HTML counterpart of the API's restricted viewset.
+
+    ``get_queryset`` returns only rows the user may view, so a detail page for anything
+    else is a 404; ``model_permission_action`` makes a list page a 403 for roles that have
+    no business with the model at all.
+    """
+
+    access_action = "view"
+
+    def dispatch(self, request, *args, **kwargs):
+        model = getattr(self, "model", None) or getattr(
+            getattr(self, "queryset", None), "model", None
+        )
+        if (
+            request.user.is_authenticated
+            and model is not None
+            and not access.model_accessible(user=request.user, model=model, action="view")
+        ):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return access.queryset_restrict(
+            queryset=super().get_queryset(), user=self.request.user, action=self.access_action
+        )
+
+
+@require_GET
+@never_cache
+def healthz(request):
+    """Database, broker and worker state as JSON: 200 when all are fine, else 503."""
+    report = system_health()
+    return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+
+
+def home(request):
+    """Tells each role what it can do next."""
+    if not request.user.is_authenticated:
+        return redirect("login")
+    roles = user_roles(user=request.user)
+    if request.user.is_superuser and "admin" not in roles:
+        roles = ["admin", *roles]
+    return render(request, "home.html", {"roles": roles})
+
+
+@require_POST
+def theme_set(request):
+    """Remember the theme: for users in their preference, for everyone in a cookie."""
+    theme = request.POST.get("theme", "")
+    if request.user.is_authenticated:
+        try:
+            user_theme_set(user=request.user, theme=theme)
+        except ValueError as exc:
+            return HttpResponseBadRequest(str(exc))
+    elif theme not in ("system", "light", "dark"):
+        return HttpResponseBadRequest("theme: must be one of system, light, dark")
+    target = request.POST.get("next") or "/"
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}):
+        target = "/"
+    if request.headers.get("Accept", "").startswith("application/json"):
+        response = JsonResponse({"theme": theme})
+    else:
+        response = redirect(target)
+    response.set_cookie("theme", theme, max_age=365 * 24 * 3600, samesite="Lax")
+    return response
