@@ -38,7 +38,7 @@ ALL = "__all__"
 # exist (yet) are an error: a typo here must not silently grant nothing.
 ROLE_PERMISSIONS: dict[str, list[str] | str] = {
     ADMIN: ALL,
-    RESEARCHER: [],
+    RESEARCHER: ["annotation.add_project"],
     ANNOTATOR: [],
     REVIEWER: [],
     ETHICS_COMMITTEE: ["governance.view_auditevent"],

@@ -15,6 +15,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from governance import access
 from rlhf_platform import request_context
+from rlhf_platform.errors import Conflict
+
+
+class ConflictError(exceptions.APIException):
+    status_code = 409
+    default_code = "conflict"
+    default_detail = "The request conflicts with the current state."
 
 # DRF action -> the access action it needs.  Viewsets extend this for custom actions.
 ACTION_PERMISSIONS = {
@@ -30,15 +37,17 @@ ACTION_PERMISSIONS = {
 class RestrictedViewSetMixin:
     """Restricts ``get_queryset`` to what the user may see, for every viewset."""
 
-    #: custom actions -> access action (e.g. {"adjudicate": "change"})
-    action_permissions: dict[str, str] = {}
+    #: custom actions -> access action, or one per HTTP method:
+    #: {"items": {"GET": "view", "POST": "change"}}
+    action_permissions: dict[str, str | dict[str, str]] = {}
     #: set on viewsets whose create is checked against a parent object by the service
     create_checks_parent = False
 
     def access_action(self) -> str:
         name = getattr(self, "action", None) or ""
         if name in self.action_permissions:
-            return self.action_permissions[name]
+            rule = self.action_permissions[name]
+            return rule[self.request.method] if isinstance(rule, dict) else rule
         if name in ACTION_PERMISSIONS:
             return ACTION_PERMISSIONS[name]
         return "view" if self.request.method in permissions.SAFE_METHODS else "change"
@@ -103,15 +112,24 @@ def exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or None)
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
+    elif isinstance(exc, Conflict):
+        field, _, reason = str(exc).partition(": ")
+        conflict = ConflictError(str(exc))
+        response = drf_exception_handler(conflict, context)
+        return _error_response(response, conflict, context, {field: [reason]} if reason else {})
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    return _error_response(response, exc, context)
+
+
+def _error_response(response, exc, context, fields: dict | None = None) -> Response:
     if isinstance(exc, exceptions.ValidationError):
         fields = _field_errors(exc.detail)
         message = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
         code = "invalid"
     else:
-        fields = {}
+        fields = fields or {}
         message = str(getattr(exc, "detail", exc))
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         code = codes if isinstance(codes, str) else "error"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import NoReverseMatch, reverse
 
+from annotation.models import Project
 from governance import access
 from governance.models import AuditEvent
 from governance.selectors import user_theme
@@ -12,6 +13,7 @@ from governance.selectors import user_theme
 # Apps add their entries here as they grow pages.
 NAV_ITEMS: list[tuple[str, str, type | None]] = [
     ("Home", "home", None),
+    ("Projects", "annotation:project-list", Project),
     ("Audit trail", "audit-list", AuditEvent),
     ("API docs", "api-docs", None),
 ]

@@ -7,6 +7,7 @@ broker, both under ``var/``, so a newcomer needs no servers.  Set ``DATABASE_URL
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from pathlib import Path
@@ -183,7 +184,12 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "annotation-reclaim-expired-locks": {
+        "task": "annotation.assignment_reclaim",
+        "schedule": 60.0,
+    },
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Seconds between worker heartbeats, and how old one may be before /healthz says "down".
 WORKER_HEARTBEAT_INTERVAL = int(os.environ.get("WORKER_HEARTBEAT_INTERVAL", "10"))
@@ -242,7 +248,11 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# plotly.js comes from the pinned `plotly` package, so the app serves it (no CDN).
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/plotly", Path(importlib.util.find_spec("plotly").origin).parent / "package_data"),
+]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve from the finders too, so `make run` and the tests need no collectstatic step.
 WHITENOISE_USE_FINDERS = True

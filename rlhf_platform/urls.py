@@ -7,6 +7,7 @@ from . import views
 
 api_patterns = [
     path("governance/", include("governance.api.urls")),
+    path("annotation/", include("annotation.api.urls")),
 ]
 
 urlpatterns = [
@@ -16,6 +17,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("governance/", include("governance.urls")),
+    path("annotation/", include("annotation.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

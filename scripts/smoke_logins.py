@@ -7,7 +7,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, ".")
-from rlhf_platform.demo import DEMO_USERS  # noqa: E402
+from rlhf_platform.demo import DEMO_USERS
 
 
 def login(base: str, username: str, password: str) -> str:
@@ -18,7 +18,9 @@ def login(base: str, username: str, password: str) -> str:
     data = urllib.parse.urlencode(
         {"username": username, "password": password, "csrfmiddlewaretoken": token}
     ).encode()
-    request = urllib.request.Request(f"{base}/accounts/login/", data=data, headers={"Referer": base})
+    request = urllib.request.Request(
+        f"{base}/accounts/login/", data=data, headers={"Referer": base}
+    )
     return opener.open(request).read().decode()
 
 

@@ -1,0 +1,216 @@
+from rest_framework import serializers
+
+from annotation.models import (
+    AnnotatorStats,
+    DatasetSnapshot,
+    Item,
+    ItemConsensus,
+    Project,
+    ProjectStats,
+)
+from annotation.services import MEMBER_PERMISSIONS
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "guidelines",
+            "question_schema",
+            "overlap",
+            "gold_ratio",
+            "blind",
+            "lock_ttl_seconds",
+            "skip_policy",
+            "status",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = ["id", "created_by", "created_at"]
+        extra_kwargs = {"question_schema": {"required": False}}
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    """Items as researchers see them (gold answers and counters included)."""
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "external_id",
+            "prompt",
+            "responses",
+            "metadata",
+            "priority",
+            "is_gold",
+            "gold_answer",
+            "n_assigned",
+            "n_submitted",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class AnnotatorItemSerializer(serializers.Serializer):
+    """An item as an annotator sees it: nothing that hints at gold, source or others."""
+
+    id = serializers.IntegerField()
+    prompt = serializers.CharField()
+    responses = serializers.SerializerMethodField()
+
+    def get_responses(self, item) -> list[dict]:
+        return [{"text": r["text"]} for r in item.responses]
+
+
+class ItemBulkCreateSerializer(serializers.Serializer):
+    items = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=10000)
+
+
+class ImportSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    format = serializers.ChoiceField(
+        choices=["auto", "jsonl", "csv", "trl", "label_studio", "argilla"], default="auto"
+    )
+
+
+class ImportResultSerializer(serializers.Serializer):
+    rows = serializers.IntegerField()
+    created = serializers.IntegerField()
+    skipped_existing = serializers.IntegerField()
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=list(MEMBER_PERMISSIONS))
+
+
+class ProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField()
+    session = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    available = serializers.IntegerField()
+    percent = serializers.FloatField()
+
+
+class NextItemSerializer(serializers.Serializer):
+    item = AnnotatorItemSerializer(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    progress = ProgressSerializer()
+
+
+class SubmitSerializer(serializers.Serializer):
+    item = serializers.IntegerField()
+    answer = serializers.JSONField()
+    idempotency_key = serializers.CharField(max_length=100, required=False)
+
+
+class AnnotationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    item = serializers.IntegerField(source="item_id")
+    answer = serializers.JSONField()
+    label = serializers.IntegerField(allow_null=True)
+    lead_time_ms = serializers.IntegerField()
+    idempotency_key = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class SkipSerializer(serializers.Serializer):
+    item = serializers.IntegerField()
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class AdjudicateSerializer(serializers.Serializer):
+    item = serializers.IntegerField()
+    answer = serializers.JSONField()
+    reason = serializers.CharField(max_length=5000)
+
+
+class AdjudicationSerializer(serializers.Serializer):
+    item = serializers.IntegerField(source="item_id")
+    label = serializers.IntegerField()
+    answer = serializers.JSONField()
+    reason = serializers.CharField()
+    reviewer = serializers.CharField(source="reviewer.username")
+
+
+class ConsensusSerializer(serializers.ModelSerializer):
+    external_id = serializers.CharField(source="item.external_id")
+
+    class Meta:
+        model = ItemConsensus
+        fields = [
+            "item",
+            "external_id",
+            "label",
+            "confidence",
+            "agreement",
+            "n_annotations",
+            "mean_strength",
+            "method",
+            "majority_label",
+            "dawid_skene_label",
+            "computed_at",
+        ]
+
+
+class AnnotatorStatsSerializer(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.username")
+
+    class Meta:
+        model = AnnotatorStats
+        fields = [
+            "annotator",
+            "n_annotations",
+            "gold_seen",
+            "gold_accuracy",
+            "agreement_with_consensus",
+            "median_lead_time_ms",
+            "confusion",
+            "spammer_flag",
+            "spammer_reasons",
+            "computed_at",
+        ]
+
+
+class ProjectStatsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProjectStats
+        fields = ["computed_at", "n_items", "n_complete", "n_annotations", "metrics", "duration_ms"]
+
+
+class StatsSerializer(serializers.Serializer):
+    progress = serializers.DictField()
+    latest = ProjectStatsSerializer(allow_null=True)
+    annotators = AnnotatorStatsSerializer(many=True)
+
+
+class ExportSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=DatasetSnapshot.Format.choices)
+    filters = serializers.JSONField(required=False, default=dict)
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    download = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetSnapshot
+        fields = [
+            "id",
+            "project",
+            "format",
+            "filters",
+            "row_count",
+            "sha256",
+            "size_bytes",
+            "created_by",
+            "created_at",
+            "download",
+        ]
+
+    def get_download(self, snapshot) -> str:
+        return f"/api/annotation/snapshots/{snapshot.pk}/download/"

@@ -1,0 +1,129 @@
+"""Annotation reads: project lists and progress, queues, review data and dashboards.
+
+Every list that depends on the user goes through ``governance.access``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from governance import access
+
+from .models import (
+    Adjudication,
+    Annotation,
+    AnnotatorStats,
+    Assignment,
+    DatasetSnapshot,
+    Item,
+    ItemConsensus,
+    Project,
+    ProjectStats,
+)
+
+
+def project_list(*, user, action: str = "view") -> QuerySet[Project]:
+    """Projects the user may see (or annotate, review, ... with ``action``)."""
+    return access.queryset_restrict(queryset=Project.objects.all(), user=user, action=action)
+
+
+def project_progress(*, project: Project) -> dict[str, Any]:
+    """Items, completed items (N submitted), annotations and open locks of a project."""
+    items = Item.objects.filter(project=project, is_gold=False).aggregate(
+        total=Count("id"),
+        complete=Count("id", filter=Q(n_submitted__gte=project.overlap)),
+    )
+    annotations = Annotation.objects.filter(project=project, is_gold=False).count()
+    target = items["total"] * project.overlap
+    return {
+        "items": items["total"],
+        "complete": items["complete"],
+        "annotations": annotations,
+        "target_annotations": target,
+        "percent": round(100.0 * annotations / target, 1) if target else 0.0,
+        "gold_items": Item.objects.filter(project=project, is_gold=True).count(),
+    }
+
+
+def annotator_progress(*, project: Project, annotator) -> dict[str, Any]:
+    """An annotator's own counts: in total, in this session (last 8 h) and still open."""
+    mine = Annotation.objects.filter(project=project, annotator=annotator)
+    session_start = timezone.now() - timedelta(hours=8)
+    total_items = Item.objects.filter(project=project).count()
+    done = mine.count()
+    skipped = Assignment.objects.filter(
+        project=project, annotator=annotator, status=Assignment.Status.SKIPPED
+    ).count()
+    return {
+        "done": done,
+        "session": mine.filter(created_at__gte=session_start).count(),
+        "skipped": skipped,
+        "available": max(0, total_items - done - skipped),
+        "percent": round(100.0 * (done + skipped) / total_items, 1) if total_items else 0.0,
+    }
+
+
+def disagreement_queue(*, project: Project, limit: int = 50) -> QuerySet[ItemConsensus]:
+    """Items to adjudicate, lowest agreement first (at least two answers, not yet decided)."""
+    return (
+        ItemConsensus.objects.filter(project=project, n_annotations__gte=2, item__is_gold=False)
+        .exclude(method=ItemConsensus.Method.ADJUDICATED)
+        .filter(agreement__lt=1.0)
+        .select_related("item")
+        .order_by("agreement", "confidence", "item_id")[:limit]
+    )
+
+
+def item_review(*, item: Item) -> dict[str, Any]:
+    """Everything a reviewer needs for one item: every answer side by side."""
+    annotations = list(
+        Annotation.objects.filter(item=item).select_related("annotator").order_by("created_at")
+    )
+    return {
+        "item": item,
+        "annotations": annotations,
+        "consensus": ItemConsensus.objects.filter(item=item).first(),
+        "adjudication": Adjudication.objects.filter(item=item).select_related("reviewer").first(),
+    }
+
+
+def project_dashboard(*, project: Project) -> dict[str, Any]:
+    """Progress, agreement over time and the annotator table for the project page."""
+    history = list(
+        ProjectStats.objects.filter(project=project)
+        .order_by("-computed_at")
+        .values("computed_at", "n_annotations", "n_complete", "metrics")[:200]
+    )
+    history.reverse()
+    annotators = list(
+        AnnotatorStats.objects.filter(project=project)
+        .select_related("annotator")
+        .order_by("-spammer_flag", "agreement_with_consensus")
+    )
+    return {
+        "progress": project_progress(project=project),
+        "latest": history[-1] if history else None,
+        "history": history,
+        "annotators": annotators,
+    }
+
+
+def snapshot_list(*, project: Project, user) -> QuerySet[DatasetSnapshot]:
+    """A project's dataset snapshots that the user may see, newest first."""
+    return access.queryset_restrict(
+        queryset=DatasetSnapshot.objects.filter(project=project).select_related("created_by"),
+        user=user,
+    ).order_by("-created_at")
+
+
+def project_item(*, project: Project, item_id: int, user) -> Item | None:
+    """One item of a project, if the user may see it (else None)."""
+    return (
+        access.queryset_restrict(queryset=Item.objects.filter(project=project), user=user)
+        .filter(pk=item_id)
+        .first()
+    )

@@ -1,0 +1,557 @@
+"""Annotation writes: projects and membership, imports, assignment, submission, skips,
+adjudication, consensus recomputation and dataset exports.
+
+Rules that hold everywhere here:
+
+- every state change is audited through ``governance.services.audit_event_record`` in its
+  own transaction — except a new annotation, which is itself an append-only record with
+  its author and time and stays off the audit chain (the hot write path);
+- imports are all-or-nothing: any invalid row rejects the whole file, with line numbers,
+  and nothing is written; re-importing rows whose ``external_id`` already exists in the
+  project skips them, so a retried import never duplicates;
+- a retried submission with the same idempotency key returns the original annotation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import random
+from datetime import timedelta
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
+
+from governance.services import audit_event_record
+from rlhf_platform.db import bulk_upsert
+
+from . import importers, schema
+from .errors import AssignmentConflict, IdempotencyConflict, ItemImportError, RowError
+from .models import Adjudication, Annotation, Assignment, Item, ItemConsensus, Project
+
+# ----------------------------------------------------------------------------------------
+# Projects and membership
+# ----------------------------------------------------------------------------------------
+
+PROJECT_FIELDS = (
+    "name",
+    "guidelines",
+    "question_schema",
+    "overlap",
+    "gold_ratio",
+    "blind",
+    "lock_ttl_seconds",
+    "skip_policy",
+    "status",
+)
+
+# Which object permissions each project role grants.
+MEMBER_PERMISSIONS = {
+    "annotator": ["view_project", "annotate_project"],
+    "reviewer": ["view_project", "review_project"],
+    "researcher": ["view_project", "change_project", "review_project", "export_project"],
+}
+
+
+def _project_snapshot(project: Project) -> dict[str, Any]:
+    return {name: getattr(project, name) for name in PROJECT_FIELDS}
+
+
+def _project_validate(project: Project) -> None:
+    project.question_schema = schema.question_schema_validate(project.question_schema)
+    project.full_clean(exclude=["created_by", "pseudonym_key"])
+
+
+@transaction.atomic
+def project_create(
+    *, created_by, name: str, question_schema: dict | None = None, **options: Any
+) -> Project:
+    """Create a project; its creator becomes a researcher member of it."""
+    unknown = set(options) - set(PROJECT_FIELDS)
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: ["unknown project setting"]})
+    project = Project(
+        name=name,
+        question_schema=question_schema if question_schema is not None else schema.DEFAULT_SCHEMA,
+        created_by=created_by,
+        **options,
+    )
+    _project_validate(project)
+    project.save()
+    audit_event_record(action="project.create", obj=project, after=_project_snapshot(project))
+    if created_by is not None:
+        project_member_add(project=project, user=created_by, role="researcher")
+    return project
+
+
+@transaction.atomic
+def project_update(*, project: Project, **changes: Any) -> Project:
+    """Change project settings (audited with before and after)."""
+    unknown = set(changes) - set(PROJECT_FIELDS)
+    if unknown:
+        raise ValidationError({sorted(unknown)[0]: ["unknown project setting"]})
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    before = _project_snapshot(project)
+    for name, value in changes.items():
+        setattr(project, name, value)
+    _project_validate(project)
+    project.save()
+    after = _project_snapshot(project)
+    changed = {k for k in after if after[k] != before[k]}
+    if changed:
+        audit_event_record(
+            action="project.update",
+            obj=project,
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
+    return project
+
+
+@transaction.atomic
+def project_member_add(*, project: Project, user, role: str) -> None:
+    """Grant a user a role in one project (object permissions; audited)."""
+    if role not in MEMBER_PERMISSIONS:
+        raise ValidationError({"role": [f"must be one of {', '.join(MEMBER_PERMISSIONS)}"]})
+    for codename in MEMBER_PERMISSIONS[role]:
+        assign_perm(f"annotation.{codename}", user, project)
+    audit_event_record(
+        action="project.member_add", obj=project, after={"user": user.get_username(), "role": role}
+    )
+
+
+@transaction.atomic
+def project_member_remove(*, project: Project, user, role: str) -> None:
+    """Withdraw a project role from a user (audited)."""
+    if role not in MEMBER_PERMISSIONS:
+        raise ValidationError({"role": [f"must be one of {', '.join(MEMBER_PERMISSIONS)}"]})
+    for codename in MEMBER_PERMISSIONS[role]:
+        remove_perm(f"annotation.{codename}", user, project)
+    audit_event_record(
+        action="project.member_remove",
+        obj=project,
+        before={"user": user.get_username(), "role": role},
+    )
+
+
+# ----------------------------------------------------------------------------------------
+# Items and imports
+# ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportResult:
+    """What an import did."""
+
+    rows: int
+    created: int
+    skipped_existing: int
+
+
+MAX_REPORTED_ERRORS = 1000
+
+
+def _gold_answer(
+    project_schema: dict, gold: dict | None, responses: list[dict]
+) -> tuple[dict | None, str | None]:
+    """Normalise an import row's gold answer to a full answer of the primary question."""
+    if not gold:
+        return None, None
+    primary = schema.primary_question(project_schema)
+    if primary is None:
+        return None, "gold: the project has no pairwise, ranking or rating question"
+    if primary["name"] in gold:
+        value = gold[primary["name"]]
+    elif primary["type"] == "pairwise" and "choice" in gold:
+        value = {k: v for k, v in gold.items() if k in ("choice", "strength")}
+    elif primary["type"] == "ranking" and "ranking" in gold:
+        value = gold["ranking"]
+    elif primary["type"] == "rating" and "rating" in gold:
+        value = gold["rating"]
+    else:
+        return None, f"gold: expected an answer for question {primary['name']!r}"
+    try:
+        schema._validate_one(primary, value, responses, "gold")
+    except ValidationError as exc:
+        field, reasons = next(iter(exc.message_dict.items()))
+        return None, f"{field}: {reasons[0]}"
+    return {primary["name"]: value}, None
+
+
+def _shuffled(row: importers.ParsedRow) -> tuple[list[dict], dict]:
+    """Present a TRL pair in a stable random order, so "chosen" is not always response A.
+
+    The original preference is kept in metadata as ``source_preference`` (never shown to
+    annotators), in terms of the stored order.
+    """
+    responses, metadata = row.responses, dict(row.metadata)
+    flip = int(hashlib.sha256(row.external_id.encode()).hexdigest(), 16) % 2
+    if metadata.get("source_preference") == "A" and len(responses) == 2 and flip:
+        responses = [responses[1], responses[0]]
+        metadata["source_preference"] = "B"
+    return responses, metadata
+
+
+def items_import(
+    *, project: Project, file: IO[bytes] | IO[str], fmt: str = "auto", batch_size: int = 5000
+) -> ImportResult:
+    """Stream a file of items into a project, all-or-nothing (see the module docstring).
+
+    Rows are parsed and inserted batch by batch inside one transaction, so memory stays
+    flat for any file size; the first invalid row stops inserting, parsing goes on to
+    report up to 1,000 invalid rows, and the transaction is rolled back.
+    """
+    project_schema = project.question_schema
+    errors: list[RowError] = []
+    rows = 0
+    truncated = False
+    now = timezone.now()
+    with transaction.atomic():
+        count_before = Item.objects.filter(project=project).count()
+        for batch in importers.iter_batches(
+            importers.parse_rows(file, fmt, max_responses=importers.MAX_RESPONSES), batch_size
+        ):
+            good: list[dict[str, Any]] = []
+            for row in batch:
+                rows += 1
+                if row.error is None:
+                    responses, metadata = _shuffled(row)
+                    gold_answer, gold_error = _gold_answer(project_schema, row.gold, responses)
+                    if gold_error is None:
+                        if not errors:
+                            good.append(
+                                {
+                                    "project_id": project.pk,
+                                    "external_id": row.external_id,
+                                    "prompt": row.prompt,
+                                    "responses": responses,
+                                    "metadata": metadata,
+                                    "priority": row.priority,
+                                    "is_gold": gold_answer is not None,
+                                    "gold_answer": gold_answer,
+                                    "n_assigned": 0,
+                                    "n_submitted": 0,
+                                    "created_at": now,
+                                }
+                            )
+                        continue
+                    row.error = gold_error
+                errors.append(RowError(row.line, row.error))
+                if len(errors) >= MAX_REPORTED_ERRORS:
+                    truncated = True
+                    break
+            if truncated:
+                break
+            if good and not errors:
+                bulk_upsert(model=Item, rows=good, conflict_fields=["project_id", "external_id"])
+        if errors:
+            raise_import_error = ItemImportError(errors, truncated=truncated)
+            transaction.set_rollback(True)
+        else:
+            raise_import_error = None
+            created = Item.objects.filter(project=project).count() - count_before
+            audit_event_record(
+                action="items.import",
+                obj=project,
+                after={
+                    "format": fmt,
+                    "rows": rows,
+                    "created": created,
+                    "skipped_existing": rows - created,
+                },
+            )
+    if raise_import_error is not None:
+        raise raise_import_error
+    return ImportResult(rows=rows, created=created, skipped_existing=rows - created)
+
+
+def items_create_bulk(*, project: Project, rows: list[dict[str, Any]]) -> ImportResult:
+    """Create items from a list of native rows (the API's bulk create); same rules as imports."""
+    if not isinstance(rows, list) or not rows:
+        raise ValidationError({"items": ["must be a non-empty list of items"]})
+    buffer = io.StringIO("\n".join(json.dumps(row, ensure_ascii=False) for row in rows) + "\n")
+    return items_import(project=project, file=buffer, fmt="jsonl")
+
+
+# ----------------------------------------------------------------------------------------
+# Assignment
+# ----------------------------------------------------------------------------------------
+
+
+def assignment_reclaim_expired(*, project: Project | None = None) -> int:
+    """Turn expired locks into ``expired`` assignments and free their items' slots."""
+    now = timezone.now()
+    with transaction.atomic():
+        expired = Assignment.objects.filter(status=Assignment.Status.LOCKED, expires_at__lte=now)
+        if project is not None:
+            expired = expired.filter(project=project)
+        rows = list(expired.select_for_update(skip_locked=True).values_list("pk", "item_id")[:1000])
+        if not rows:
+            return 0
+        Assignment.objects.filter(pk__in=[pk for pk, _ in rows]).update(
+            status=Assignment.Status.EXPIRED
+        )
+        for _, item_id in rows:
+            Item.objects.filter(pk=item_id, n_assigned__gt=0).update(n_assigned=F("n_assigned") - 1)
+        return len(rows)
+
+
+def _open_item(project: Project, annotator, *, gold: bool) -> Item | None:
+    taken = Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator).exclude(
+        status=Assignment.Status.EXPIRED
+    )
+    candidates = Item.objects.filter(project=project, is_gold=gold).filter(~Exists(taken))
+    if not gold:
+        # Gold items are quality checks every annotator may see; real items stop at N.
+        candidates = candidates.filter(n_assigned__lt=project.overlap)
+    # SKIP LOCKED: concurrent annotators never wait on (or double-book) the same row; the
+    # n_assigned condition is re-checked on the locked row (PostgreSQL EvalPlanQual).
+    return (
+        candidates.order_by("-priority", "-n_assigned", "id")
+        .select_for_update(skip_locked=True, of=("self",))
+        .only("id", "project_id", "n_assigned", "is_gold")
+        .first()
+    )
+
+
+def assignment_next(
+    *, project: Project, annotator, rng: random.Random | None = None
+) -> Assignment | None:
+    """Lock the next item for an annotator, or return their live lock; None when done.
+
+    The item has fewer than N submitted-or-locked annotations, is not one this annotator
+    answered, skipped or holds, and comes first by priority, then by nearness to
+    completion.  Gold items are mixed in at the project's ratio.  Correct under
+    concurrency: PostgreSQL row locks with SKIP LOCKED; on SQLite every transaction is
+    IMMEDIATE, so assignment runs one writer at a time.
+    """
+    if project.status != Project.Status.ACTIVE:
+        return None
+    now = timezone.now()
+    live = (
+        Assignment.objects.filter(
+            project=project,
+            annotator=annotator,
+            status=Assignment.Status.LOCKED,
+            expires_at__gt=now,
+        )
+        .select_related("item")
+        .first()
+    )
+    if live is not None:
+        return live
+    assignment_reclaim_expired(project=project)
+    want_gold = project.gold_ratio > 0 and (rng or random).random() < project.gold_ratio
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                item = _open_item(project, annotator, gold=True) if want_gold else None
+                if item is None:
+                    item = _open_item(project, annotator, gold=False)
+                if item is None:
+                    return None
+                expires = now + timedelta(seconds=project.lock_ttl_seconds)
+                assignment, _ = Assignment.objects.update_or_create(
+                    item=item,
+                    annotator=annotator,
+                    defaults={
+                        "project": project,
+                        "status": Assignment.Status.LOCKED,
+                        "locked_at": now,
+                        "expires_at": expires,
+                        "skip_reason": "",
+                    },
+                )
+                Item.objects.filter(pk=item.pk).update(n_assigned=F("n_assigned") + 1)
+                assignment.item = Item.objects.get(pk=item.pk)
+                return assignment
+        except IntegrityError:
+            # The same annotator asked twice at once and the other request won: use its lock.
+            live = (
+                Assignment.objects.filter(
+                    project=project, annotator=annotator, status=Assignment.Status.LOCKED
+                )
+                .select_related("item")
+                .first()
+            )
+            if live is not None:
+                return live
+    return None
+
+
+# ----------------------------------------------------------------------------------------
+# Submission, skip, adjudication
+# ----------------------------------------------------------------------------------------
+
+
+def _existing_annotation(annotator, key: str, item_id: int) -> Annotation | None:
+    existing = Annotation.objects.filter(annotator=annotator, idempotency_key=key).first()
+    if existing is not None and existing.item_id != item_id:
+        raise IdempotencyConflict("idempotency_key: already used for another item")
+    return existing
+
+
+def annotation_submit(
+    *, project: Project, item_id: int, annotator, answer: Any, idempotency_key: str
+) -> tuple[Annotation, bool]:
+    """Record an annotator's answer; returns ``(annotation, created)``.
+
+    Needs the annotator's live assignment for the item (else AssignmentConflict, 409).
+    A retry with the same idempotency key returns the original annotation, even when the
+    retry races the original (the assignment row lock serialises them).
+    """
+    if not idempotency_key or len(idempotency_key) > 100:
+        raise ValidationError({"idempotency_key": ["is required, at most 100 characters"]})
+    existing = _existing_annotation(annotator, idempotency_key, item_id)
+    if existing is not None:
+        return existing, False
+    now = timezone.now()
+    with transaction.atomic():
+        assignment = (
+            Assignment.objects.select_for_update()
+            .filter(project=project, item_id=item_id, annotator=annotator)
+            .first()
+        )
+        # Re-check after the lock: a concurrent retry may have just committed.
+        existing = _existing_annotation(annotator, idempotency_key, item_id)
+        if existing is not None:
+            return existing, False
+        if assignment is None or assignment.status != Assignment.Status.LOCKED:
+            state = "no assignment" if assignment is None else f"assignment is {assignment.status}"
+            raise AssignmentConflict(f"item: you hold no live assignment for this item ({state})")
+        if assignment.expires_at <= now:
+            raise AssignmentConflict("item: your lock on this item expired; ask for the next item")
+        item = Item.objects.only("id", "responses", "is_gold").get(pk=item_id)
+        clean, label, strength = schema.answer_validate(
+            schema=project.question_schema, answer=answer, responses=item.responses
+        )
+        annotation = Annotation.objects.create(
+            project=project,
+            item_id=item_id,
+            annotator=annotator,
+            assignment=assignment,
+            answer=clean,
+            label=label,
+            strength=strength,
+            lead_time_ms=max(0, int((now - assignment.locked_at).total_seconds() * 1000)),
+            idempotency_key=idempotency_key,
+            is_gold=item.is_gold,
+        )
+        Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED)
+        Item.objects.filter(pk=item_id).update(n_submitted=F("n_submitted") + 1)
+        consensus_schedule(project=project)
+    return annotation, True
+
+
+@transaction.atomic
+def assignment_skip(*, project: Project, item_id: int, annotator, reason: str = "") -> Assignment:
+    """Give an item back: this annotator will not be offered it again."""
+    if project.skip_policy == Project.SkipPolicy.NEVER:
+        raise ValidationError({"item": ["this project does not allow skipping"]})
+    if project.skip_policy == Project.SkipPolicy.REASON and not reason.strip():
+        raise ValidationError({"reason": ["this project asks for a reason when skipping"]})
+    assignment = (
+        Assignment.objects.select_for_update()
+        .filter(project=project, item_id=item_id, annotator=annotator)
+        .first()
+    )
+    if assignment is None or assignment.status != Assignment.Status.LOCKED:
+        raise AssignmentConflict("item: you hold no live assignment for this item")
+    Assignment.objects.filter(pk=assignment.pk).update(
+        status=Assignment.Status.SKIPPED, skip_reason=reason[:500]
+    )
+    Item.objects.filter(pk=item_id, n_assigned__gt=0).update(n_assigned=F("n_assigned") - 1)
+    assignment.status = Assignment.Status.SKIPPED
+    return assignment
+
+
+@transaction.atomic
+def adjudication_record(
+    *, project: Project, item_id: int, reviewer, answer: Any, reason: str
+) -> Adjudication:
+    """A reviewer's decision on an item; it overrides the computed consensus (audited)."""
+    if not reason or not reason.strip():
+        raise ValidationError({"reason": ["an adjudication needs a reason"]})
+    item = Item.objects.filter(project=project, pk=item_id).first()
+    if item is None:
+        raise ValidationError({"item": ["not an item of this project"]})
+    clean, label, _ = schema.answer_validate(
+        schema=project.question_schema, answer=answer, responses=item.responses
+    )
+    if label is None:
+        raise ValidationError({"answer": ["the project has no question to adjudicate"]})
+    previous = Adjudication.objects.select_for_update().filter(item=item).first()
+    before = (
+        {"label": previous.label, "answer": previous.answer, "reason": previous.reason}
+        if previous
+        else None
+    )
+    adjudication, _ = Adjudication.objects.update_or_create(
+        item=item,
+        defaults={
+            "project": project,
+            "reviewer": reviewer,
+            "answer": clean,
+            "label": label,
+            "reason": reason,
+        },
+    )
+    consensus = ItemConsensus.objects.filter(item=item).first()
+    if consensus is not None:
+        before = before or {"consensus_label": consensus.label, "method": consensus.method}
+        ItemConsensus.objects.filter(item=item).update(
+            label=label,
+            confidence=1.0,
+            method=ItemConsensus.Method.ADJUDICATED,
+            computed_at=timezone.now(),
+        )
+    audit_event_record(
+        action="item.adjudicate",
+        obj=item,
+        before=before,
+        after={"label": label, "answer": clean, "reason": reason},
+    )
+    return adjudication
+
+
+# ----------------------------------------------------------------------------------------
+# Consensus scheduling
+# ----------------------------------------------------------------------------------------
+
+CONSENSUS_DEBOUNCE_SECONDS = getattr(settings, "CONSENSUS_DEBOUNCE_SECONDS", 10)
+
+
+def _consensus_key(project_id: int) -> str:
+    return f"annotation:consensus-scheduled:{project_id}"
+
+
+def consensus_schedule(*, project: Project) -> bool:
+    """Queue one consensus recomputation for the project after a short quiet period.
+
+    Debounced through the cache: while one run is pending, further calls do nothing, so a
+    burst of submissions costs one recomputation.  Returns whether a run was queued.
+    """
+    if not cache.add(_consensus_key(project.pk), 1, timeout=CONSENSUS_DEBOUNCE_SECONDS * 6):
+        return False
+    from .tasks import consensus_recompute_task
+
+    project_id = project.pk
+    transaction.on_commit(
+        lambda: consensus_recompute_task.apply_async(
+            args=[project_id], countdown=CONSENSUS_DEBOUNCE_SECONDS
+        )
+    )
+    return True
+
+
+def consensus_schedule_clear(*, project_id: int) -> None:
+    """Called by the task when it starts, so later submissions schedule a new run."""
+    cache.delete(_consensus_key(project_id))

@@ -1,0 +1,25 @@
+"""Annotation background tasks: thin wrappers over services."""
+
+from celery import shared_task
+
+from .consensus import consensus_recompute
+from .models import Project
+from .services import assignment_reclaim_expired, consensus_schedule_clear
+
+
+@shared_task(name="annotation.consensus_recompute", time_limit=15 * 60, soft_time_limit=14 * 60)
+def consensus_recompute_task(project_id: int) -> None:
+    """Recompute a project's consensus and quality (queued, debounced, by submissions)."""
+    consensus_schedule_clear(project_id=project_id)
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:  # deleted since it was queued: nothing to do
+        consensus_recompute(project=project)
+
+
+@shared_task(name="annotation.assignment_reclaim", time_limit=120, soft_time_limit=100)
+def assignment_reclaim_task() -> int:
+    """Free the slots of expired locks in every project (scheduled by beat)."""
+    total = 0
+    while reclaimed := assignment_reclaim_expired():
+        total += reclaimed
+    return total

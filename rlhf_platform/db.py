@@ -1,0 +1,93 @@
+"""Bulk writes that stay fast at millions of rows on PostgreSQL and correct on SQLite.
+
+PostgreSQL: rows are streamed with COPY into a temporary table, then merged with one
+``INSERT ... SELECT ... ON CONFLICT``.  SQLite: Django's ``bulk_create`` with the same
+conflict handling.  Both run in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import JSONField, Model
+
+
+def _copy_value(field, value: Any) -> Any:
+    if isinstance(field, JSONField):
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+    return value
+
+
+def bulk_upsert(
+    *,
+    model: type[Model],
+    rows: Sequence[dict[str, Any]],
+    conflict_fields: Sequence[str],
+    update_fields: Sequence[str] = (),
+) -> int:
+    """Insert ``rows`` (dicts of column attname -> value); on a conflict on
+    ``conflict_fields`` update ``update_fields``, or skip the row when there are none.
+
+    Returns how many rows were inserted or updated (on SQLite, with ``update_fields``
+    empty, how many were given; callers that need exact counts use PostgreSQL's figure).
+    """
+    if not rows:
+        return 0
+    columns = list(rows[0].keys())
+    if connection.vendor != "postgresql":
+        objs = [model(**row) for row in rows]
+        kwargs: dict[str, Any] = {"batch_size": 500}
+        if update_fields:
+            kwargs |= {
+                "update_conflicts": True,
+                "unique_fields": conflict_fields,
+                "update_fields": update_fields,
+            }
+        else:
+            kwargs |= {"ignore_conflicts": True}
+        model.objects.bulk_create(objs, **kwargs)
+        return len(rows)
+
+    table = model._meta.db_table
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    qn = connection.ops.quote_name
+    col_sql = ", ".join(qn(fields[c].column) for c in columns)
+    temp = f"_bulk_{table}"
+    if update_fields:
+        updates = ", ".join(
+            f"{qn(fields[c].column)} = EXCLUDED.{qn(fields[c].column)}" for c in update_fields
+        )
+        on_conflict = f"DO UPDATE SET {updates}"
+    else:
+        on_conflict = "DO NOTHING"
+    conflict_sql = ", ".join(qn(fields[c].column) for c in conflict_fields)
+    with connection.cursor() as cursor:
+        # Only the given columns, no constraints: the real table's constraints apply on merge.
+        cursor.execute(f"DROP TABLE IF EXISTS {qn(temp)}")
+        # Identifiers come from model metadata, quoted; no value is formatted into SQL.
+        cursor.execute(
+            f"CREATE TEMP TABLE {qn(temp)} ON COMMIT DROP AS "  # noqa: S608
+            f"SELECT {col_sql} FROM {qn(table)} WITH NO DATA"
+        )
+        raw = cursor.cursor
+        field_list = [fields[c] for c in columns]
+        with raw.copy(f"COPY {qn(temp)} ({col_sql}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(
+                    [_copy_value(f, row[c]) for f, c in zip(field_list, columns, strict=True)]
+                )
+        cursor.execute(
+            f"INSERT INTO {qn(table)} ({col_sql}) SELECT {col_sql} FROM {qn(temp)} "  # noqa: S608
+            f"ON CONFLICT ({conflict_sql}) {on_conflict}"
+        )
+        return cursor.rowcount
+
+
+def rows_fetch(sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+    """Run a read query and return all rows as tuples (no model instances)."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return cursor.fetchall()
