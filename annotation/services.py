@@ -186,18 +186,21 @@ def _gold_answer(
     return {primary["name"]: value}, None
 
 
-def _shuffled(row: importers.ParsedRow) -> tuple[list[dict], dict]:
+def _shuffled(row: importers.ParsedRow) -> tuple[list[dict], dict, dict | None]:
     """Present a TRL pair in a stable random order, so "chosen" is not always response A.
 
     The original preference is kept in metadata as ``source_preference`` (never shown to
-    annotators), in terms of the stored order.
+    annotators) and a gold choice is swapped with the responses, both in terms of the
+    stored order.
     """
-    responses, metadata = row.responses, dict(row.metadata)
+    responses, metadata, gold = row.responses, dict(row.metadata), row.gold
     flip = int(hashlib.sha256(row.external_id.encode()).hexdigest(), 16) % 2
     if metadata.get("source_preference") == "A" and len(responses) == 2 and flip:
         responses = [responses[1], responses[0]]
         metadata["source_preference"] = "B"
-    return responses, metadata
+        if gold and gold.get("choice") in ("A", "B"):
+            gold = {**gold, "choice": "B" if gold["choice"] == "A" else "A"}
+    return responses, metadata, gold
 
 
 def items_import(
@@ -223,8 +226,8 @@ def items_import(
             for row in batch:
                 rows += 1
                 if row.error is None:
-                    responses, metadata = _shuffled(row)
-                    gold_answer, gold_error = _gold_answer(project_schema, row.gold, responses)
+                    responses, metadata, gold = _shuffled(row)
+                    gold_answer, gold_error = _gold_answer(project_schema, gold, responses)
                     if gold_error is None:
                         if not errors:
                             good.append(

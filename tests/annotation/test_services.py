@@ -27,7 +27,9 @@ class TestImport:
         again = services.items_import(project=project, file=io.BytesIO(data), fmt="jsonl")
         assert (again.created, again.skipped_existing) == (0, 3)
         assert Item.objects.filter(project=project, external_id__startswith="new-").count() == 3
-        assert AuditEvent.objects.filter(action="items.import", object_id=str(project.pk)).count() == 3
+        assert (
+            AuditEvent.objects.filter(action="items.import", object_id=str(project.pk)).count() == 3
+        )
 
     def test_a_bad_row_rejects_the_whole_file_with_line_numbers(self, project):
         before = Item.objects.count()
@@ -35,14 +37,18 @@ class TestImport:
         lines.insert(2, '{"prompt": "only one", "responses": ["a"]}')
         lines.insert(4, "{not json")
         with pytest.raises(ItemImportError) as exc:
-            services.items_import(project=project, file=io.BytesIO("\n".join(lines).encode()), fmt="jsonl")
+            services.items_import(
+                project=project, file=io.BytesIO("\n".join(lines).encode()), fmt="jsonl"
+            )
         assert [e.line for e in exc.value.errors] == [3, 5]
         assert "responses" in exc.value.errors[0].reason
         assert Item.objects.count() == before
         assert not AuditEvent.objects.filter(action="items.import", after__rows=6).exists()
 
     def test_trl_rows_are_shown_in_a_stable_shuffled_order(self, project):
-        rows = [{"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(40)]
+        rows = [
+            {"prompt": f"p{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(40)
+        ]
         data = "\n".join(json.dumps(r) for r in rows).encode()
         services.items_import(project=project, file=io.BytesIO(data), fmt="trl")
         items = Item.objects.filter(project=project, prompt__startswith="p")
@@ -51,6 +57,15 @@ class TestImport:
         for item in items:
             chosen = 0 if item.metadata["source_preference"] == "A" else 1
             assert item.responses[chosen]["text"].startswith("good")
+
+    def test_a_shuffled_trl_gold_choice_follows_its_response(self, project):
+        rows = [{"external_id": f"t{i}", "prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}",
+                 "gold": {"choice": "A"}} for i in range(20)]  # fmt: skip
+        data = "\n".join(json.dumps(r) for r in rows).encode()
+        services.items_import(project=project, file=io.BytesIO(data), fmt="trl")
+        for item in Item.objects.filter(project=project, external_id__startswith="t"):
+            gold_index = "AB".index(item.gold_answer["preference"]["choice"])
+            assert item.responses[gold_index]["text"].startswith("good")
 
     def test_gold_rows_are_validated_against_the_schema(self, project):
         good = {"prompt": "g", "responses": ["a", "b"], "gold": {"choice": "B"}}
@@ -73,8 +88,11 @@ class TestAssignment:
                 if assignment is None:
                     break
                 services.annotation_submit(
-                    project=project, item_id=assignment.item_id, annotator=annotator,
-                    answer={"preference": {"choice": "A"}}, idempotency_key=f"{annotator.pk}-{assignment.item_id}",
+                    project=project,
+                    item_id=assignment.item_id,
+                    annotator=annotator,
+                    answer={"preference": {"choice": "A"}},
+                    idempotency_key=f"{annotator.pk}-{assignment.item_id}",
                 )
         per_item = {i.pk: i.n_submitted for i in Item.objects.filter(project=project)}
         assert max(per_item.values()) == 2 and sum(per_item.values()) == 10
@@ -84,7 +102,9 @@ class TestAssignment:
 
     def test_priority_then_nearness_to_completion(self, project, anna, ben):
         Item.objects.filter(project=project, external_id="item-3").update(priority=5)
-        assert services.assignment_next(project=project, annotator=anna).item.external_id == "item-3"
+        assert (
+            services.assignment_next(project=project, annotator=anna).item.external_id == "item-3"
+        )
         label_item = Assignment.objects.get(annotator=anna)
         services.annotation_submit(project=project, item_id=label_item.item_id, annotator=anna,
                                    answer={"preference": {"choice": "B"}}, idempotency_key="k1")  # fmt: skip
@@ -102,8 +122,12 @@ class TestAssignment:
         project.overlap = 1
         project.save()
         first = services.assignment_next(project=project, annotator=anna)
-        assert services.assignment_next(project=project, annotator=ben) is None  # the only slot is locked
-        Assignment.objects.filter(pk=first.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+        assert (
+            services.assignment_next(project=project, annotator=ben) is None
+        )  # the only slot is locked
+        Assignment.objects.filter(pk=first.pk).update(
+            expires_at=timezone.now() - timedelta(seconds=1)
+        )
         second = services.assignment_next(project=project, annotator=ben)
         assert second is not None and second.item_id == first.item_id
         assert Assignment.objects.get(pk=first.pk).status == Assignment.Status.EXPIRED
@@ -183,7 +207,9 @@ class TestSubmit:
 class TestSkipAndAdjudicate:
     def test_skipped_items_are_not_offered_again(self, project, anna):
         first = services.assignment_next(project=project, annotator=anna)
-        services.assignment_skip(project=project, item_id=first.item_id, annotator=anna, reason="unclear")
+        services.assignment_skip(
+            project=project, item_id=first.item_id, annotator=anna, reason="unclear"
+        )
         seen = set()
         while (assignment := services.assignment_next(project=project, annotator=anna)) is not None:
             seen.add(assignment.item_id)
@@ -197,7 +223,9 @@ class TestSkipAndAdjudicate:
             services.assignment_skip(project=project, item_id=assignment.item_id, annotator=anna)
         project = services.project_update(project=project, skip_policy="never")
         with pytest.raises(ValidationError, match="does not allow"):
-            services.assignment_skip(project=project, item_id=assignment.item_id, annotator=anna, reason="x")
+            services.assignment_skip(
+                project=project, item_id=assignment.item_id, annotator=anna, reason="x"
+            )
 
     def test_adjudication_overrides_consensus_and_is_audited(self, project, anna, ben, rex):
         from annotation.consensus import consensus_recompute
@@ -215,7 +243,10 @@ class TestSkipAndAdjudicate:
         assert ItemConsensus.objects.get(item_id=a.item_id).method == "adjudicated"
         event = AuditEvent.objects.get(action="item.adjudicate")
         assert event.after["reason"] == "B is correct"
-        assert event.before == {"consensus_label": consensus.dawid_skene_label, "method": "dawid_skene"}
+        assert event.before == {
+            "consensus_label": consensus.dawid_skene_label,
+            "method": "dawid_skene",
+        }
         with pytest.raises(ValidationError, match="reason"):
             services.adjudication_record(project=project, item_id=a.item_id, reviewer=rex,
                                          answer={"preference": {"choice": "A"}}, reason=" ")  # fmt: skip
