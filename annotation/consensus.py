@@ -61,12 +61,14 @@ def agreement_metrics(
         return metrics
     value_counts = counts[multi]
     for level in ("nominal", "ordinal", "interval"):
+        # Degenerate data (one value everywhere) makes alpha 0/0: reported as None.
         try:
-            alpha = krippendorff.alpha(
-                value_counts=value_counts,
-                value_domain=list(range(n_classes)),
-                level_of_measurement=level,
-            )
+            with np.errstate(invalid="ignore", divide="ignore"):
+                alpha = krippendorff.alpha(
+                    value_counts=value_counts,
+                    value_domain=list(range(n_classes)),
+                    level_of_measurement=level,
+                )
         except (ValueError, ZeroDivisionError):
             alpha = float("nan")
         metrics[f"alpha_{level}"] = _finite(alpha)
@@ -107,6 +109,7 @@ def consensus_recompute(*, project: Project) -> ProjectStats:
         "FROM annotation_annotation WHERE project_id = %s AND label IS NOT NULL",
         [project.pk],
     )
+    fetched = time.perf_counter()
     n_items_total = Item.objects.filter(project=project, is_gold=False).count()
     n_complete = Item.objects.filter(
         project=project, is_gold=False, n_submitted__gte=project.overlap
@@ -122,6 +125,9 @@ def consensus_recompute(*, project: Project) -> ProjectStats:
             duration_ms=int((time.perf_counter() - started) * 1000),
         )
     data = np.array(rows, dtype=np.int64)
+    del rows
+    n_annotations = len(data)
+    converted = time.perf_counter()
     item_ids, item_idx = np.unique(data[:, 0], return_inverse=True)
     annotator_ids, annotator_idx = np.unique(data[:, 1], return_inverse=True)
     label, lead_time, strength = data[:, 2], data[:, 3], data[:, 4]
@@ -212,6 +218,7 @@ def consensus_recompute(*, project: Project) -> ProjectStats:
         }
         for s in per_annotator
     ]
+    computed = time.perf_counter()
     consensus_fields = [k for k in consensus_rows[0] if k != "item_id"]
     annotator_fields = [k for k in annotator_rows[0] if k not in ("project_id", "annotator_id")]
     with transaction.atomic():
@@ -227,12 +234,19 @@ def consensus_recompute(*, project: Project) -> ProjectStats:
             conflict_fields=["project_id", "annotator_id"],
             update_fields=annotator_fields,
         )
+        written = time.perf_counter()
+        metrics["timings_ms"] = {
+            "fetch": round((fetched - started) * 1000),
+            "counts": round((converted - fetched) * 1000),
+            "compute": round((computed - converted) * 1000),
+            "write": round((written - computed) * 1000),
+        }
         return ProjectStats.objects.create(
             project=project,
             computed_at=now,
             n_items=n_items_total,
             n_complete=n_complete,
-            n_annotations=len(rows),
+            n_annotations=n_annotations,
             metrics=metrics,
             duration_ms=int((time.perf_counter() - started) * 1000),
         )

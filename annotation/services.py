@@ -529,30 +529,28 @@ def adjudication_record(
 # Consensus scheduling
 # ----------------------------------------------------------------------------------------
 
-CONSENSUS_DEBOUNCE_SECONDS = getattr(settings, "CONSENSUS_DEBOUNCE_SECONDS", 10)
-
 
 def _consensus_key(project_id: int) -> str:
     return f"annotation:consensus-scheduled:{project_id}"
 
 
-def consensus_schedule(*, project: Project) -> bool:
+def consensus_schedule(*, project: Project) -> None:
     """Queue one consensus recomputation for the project after a short quiet period.
 
     Debounced through the cache: while one run is pending, further calls do nothing, so a
-    burst of submissions costs one recomputation.  Returns whether a run was queued.
+    burst of submissions costs one recomputation.  Decided after commit, so a rolled-back
+    submission neither queues a run nor blocks the next one.
     """
-    if not cache.add(_consensus_key(project.pk), 1, timeout=CONSENSUS_DEBOUNCE_SECONDS * 6):
-        return False
     from .tasks import consensus_recompute_task
 
     project_id = project.pk
-    transaction.on_commit(
-        lambda: consensus_recompute_task.apply_async(
-            args=[project_id], countdown=CONSENSUS_DEBOUNCE_SECONDS
-        )
-    )
-    return True
+    debounce = settings.CONSENSUS_DEBOUNCE_SECONDS
+
+    def queue() -> None:
+        if cache.add(_consensus_key(project_id), 1, timeout=max(60, int(debounce * 6))):
+            consensus_recompute_task.apply_async(args=[project_id], countdown=debounce)
+
+    transaction.on_commit(queue)
 
 
 def consensus_schedule_clear(*, project_id: int) -> None:

@@ -4,6 +4,8 @@ grow, their demo data).  Idempotent: running it again changes nothing."""
 from __future__ import annotations
 
 import dataclasses
+import random
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -35,9 +37,61 @@ DEMO_USERS = (
 )
 
 
+DEMO_PROJECT = "Polite or rude? (demo)"
+DEMO_DATA = Path(__file__).resolve().parent / "demo_data" / "demo-preferences.jsonl"
+DEMO_GUIDELINES = """\
+Two assistants answered the same instruction. **Choose the better response.**
+
+- Prefer the response that is correct *and* polite.
+- Choose **tie** only when neither is better.
+- Use strength 3 when one response is clearly better, 1 when it is a close call.
+
+Keys: `1` A, `2` B, `3` tie, `s` skip, `?` help, `Enter` submit.
+"""
+
+
+def _demo_project(users: dict[str, object]) -> None:
+    """The demo project: real preference pairs, three annotators, a reviewer.
+
+    Two of the demo annotators have already labelled the first items (mostly agreeing
+    with the source preference, sometimes not), so the reviewer's disagreement queue and
+    the dashboard have data from the first minute.
+    """
+    from annotation import services
+    from annotation.consensus import consensus_recompute
+    from annotation.models import Project
+
+    if Project.objects.filter(name=DEMO_PROJECT).exists():
+        return
+    project = services.project_create(
+        created_by=users["researcher"], name=DEMO_PROJECT, guidelines=DEMO_GUIDELINES, overlap=3
+    )
+    for username in ("annotator", "annotator2", "annotator3"):
+        services.project_member_add(project=project, user=users[username], role="annotator")
+    services.project_member_add(project=project, user=users["reviewer"], role="reviewer")
+    with DEMO_DATA.open("rb") as handle:
+        services.items_import(project=project, file=handle, fmt="trl")
+    rng = random.Random(2026)
+    for username, accuracy in (("annotator2", 0.9), ("annotator3", 0.7)):
+        for _ in range(40):
+            assignment = services.assignment_next(project=project, annotator=users[username])
+            if assignment is None:
+                break
+            truth = assignment.item.metadata.get("source_preference", "A")
+            choice = truth if rng.random() < accuracy else ("B" if truth == "A" else "A")
+            services.annotation_submit(
+                project=project,
+                item_id=assignment.item_id,
+                annotator=users[username],
+                answer={"preference": {"choice": choice, "strength": rng.choice([1, 2, 3])}},
+                idempotency_key=f"demo-{username}-{assignment.item_id}",
+            )
+    consensus_recompute(project=project)
+
+
 @transaction.atomic
 def demo_workspace_load() -> list[DemoUser]:
-    """Create the demo users that do not exist yet; return all demo logins."""
+    """Create the demo users and the demo project if they do not exist; return the logins."""
     User = get_user_model()
     existing = set(
         User.objects.filter(username__in=[u.username for u in DEMO_USERS]).values_list(
@@ -54,4 +108,8 @@ def demo_workspace_load() -> list[DemoUser]:
             is_staff=demo.is_staff,
             is_superuser=demo.is_superuser,
         )
+    users = {
+        u.username: u for u in User.objects.filter(username__in=[d.username for d in DEMO_USERS])
+    }
+    _demo_project(users)
     return list(DEMO_USERS)

@@ -191,6 +191,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Quiet period before a consensus recomputation runs after annotations arrive.
+CONSENSUS_DEBOUNCE_SECONDS = float(os.environ.get("CONSENSUS_DEBOUNCE_SECONDS", "10"))
 # Seconds between worker heartbeats, and how old one may be before /healthz says "down".
 WORKER_HEARTBEAT_INTERVAL = int(os.environ.get("WORKER_HEARTBEAT_INTERVAL", "10"))
 WORKER_HEARTBEAT_MAX_AGE = int(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "45"))
