@@ -294,8 +294,11 @@
     if (open) {
       lastFocus = document.activeElement;
       help.querySelector("[data-help-close]").focus();
-    } else if (lastFocus && lastFocus.focus) {
-      lastFocus.focus();
+    } else {
+      // Never leave focus on the hidden close button: Enter there would "click" it
+      // instead of submitting.  Back to where the annotator was, or to the page.
+      if (help.contains(document.activeElement)) document.activeElement.blur();
+      if (lastFocus && lastFocus !== document.body && lastFocus.focus) lastFocus.focus();
     }
   }
   helpToggle.addEventListener("click", function () { setHelp(help.hidden); });
