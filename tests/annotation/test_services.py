@@ -251,3 +251,17 @@ class TestSkipAndAdjudicate:
             services.adjudication_record(project=project, item_id=a.item_id, reviewer=rex,
                                          answer={"preference": {"choice": "A"}}, reason=" ")  # fmt: skip
         assert Adjudication.objects.get(item_id=a.item_id).label == 2
+
+
+def test_import_command_reports_lines_and_exits_non_zero(project, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(json.dumps(r) for r in pairs(3, prefix="cli")) + "\n")
+    call_command("import_items", str(project.pk), str(good), "--format", "jsonl")
+    assert Item.objects.filter(project=project, external_id__startswith="cli-").count() == 3
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "p", "responses": ["a", "b"]}\n{"prompt": "p2"}\n')
+    with pytest.raises(CommandError, match="line 2"):
+        call_command("import_items", str(project.pk), str(bad))
+    assert not Item.objects.filter(project=project, prompt="p").exists()
