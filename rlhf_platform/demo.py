@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from governance import roles
 from governance.services import user_create
@@ -59,7 +61,7 @@ def _demo_project(users: dict[str, object]) -> None:
     """
     from annotation import services
     from annotation.consensus import consensus_recompute
-    from annotation.models import Project
+    from annotation.models import Assignment, Project
 
     if Project.objects.filter(name=DEMO_PROJECT).exists():
         return
@@ -77,6 +79,10 @@ def _demo_project(users: dict[str, object]) -> None:
             assignment = services.assignment_next(project=project, annotator=users[username])
             if assignment is None:
                 break
+            # They read before answering: backdate the lock so lead times look human.
+            Assignment.objects.filter(pk=assignment.pk).update(
+                locked_at=timezone.now() - timedelta(seconds=rng.uniform(6, 25))
+            )
             truth = assignment.item.metadata.get("source_preference", "A")
             choice = truth if rng.random() < accuracy else ("B" if truth == "A" else "A")
             services.annotation_submit(
