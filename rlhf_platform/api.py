@@ -23,6 +23,7 @@ class ConflictError(exceptions.APIException):
     default_code = "conflict"
     default_detail = "The request conflicts with the current state."
 
+
 # DRF action -> the access action it needs.  Viewsets extend this for custom actions.
 ACTION_PERMISSIONS = {
     "list": "view",
