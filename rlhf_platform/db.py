@@ -14,11 +14,11 @@ from typing import Any
 from django.db import connection
 from django.db.models import JSONField, Model
 
+_json_encode = json.JSONEncoder(ensure_ascii=False).encode
 
-def _copy_value(field, value: Any) -> Any:
-    if isinstance(field, JSONField):
-        return None if value is None else json.dumps(value, ensure_ascii=False)
-    return value
+
+def _json_copy_value(value: Any) -> Any:
+    return None if value is None else _json_encode(value)
 
 
 def bulk_upsert(
@@ -73,12 +73,18 @@ def bulk_upsert(
             f"SELECT {col_sql} FROM {qn(table)} WITH NO DATA"
         )
         raw = cursor.cursor
-        field_list = [fields[c] for c in columns]
+        json_columns = [c for c in columns if isinstance(fields[c], JSONField)]
         with raw.copy(f"COPY {qn(temp)} ({col_sql}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(
-                    [_copy_value(f, row[c]) for f, c in zip(field_list, columns, strict=True)]
-                )
+            write_row = copy.write_row
+            if json_columns:
+                for row in rows:
+                    values = dict(row)
+                    for c in json_columns:
+                        values[c] = _json_copy_value(values[c])
+                    write_row([values[c] for c in columns])
+            else:
+                for row in rows:
+                    write_row([row[c] for c in columns])
         cursor.execute(
             f"INSERT INTO {qn(table)} ({col_sql}) SELECT {col_sql} FROM {qn(temp)} "  # noqa: S608
             f"ON CONFLICT ({conflict_sql}) {on_conflict}"

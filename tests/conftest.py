@@ -127,6 +127,10 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     """A real Celery worker (separate process, real broker) on the test database."""
     with django_db_blocker.unblock():
         database_url = _worker_database_url()
+    # Messages left by earlier runs point at rows of a flushed database (SQLite reuses ids).
+    from rlhf_platform.celery import app
+
+    app.control.purge()
     hostname = f"test-{uuid.uuid4().hex[:8]}@%h"
     env = {
         **os.environ,
