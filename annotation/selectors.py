@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
@@ -49,18 +50,31 @@ def project_progress(*, project: Project) -> dict[str, Any]:
     }
 
 
+def project_item_count(*, project: Project) -> int:
+    """How many items the project has; cached briefly, since counting a million rows on
+    every ``next`` call would cost more than the assignment itself."""
+    return cache.get_or_set(
+        f"annotation:item-count:{project.pk}",
+        lambda: Item.objects.filter(project=project).count(),
+        timeout=30,
+    )
+
+
 def annotator_progress(*, project: Project, annotator) -> dict[str, Any]:
-    """An annotator's own counts: in total, in this session (last 8 h) and still open."""
-    mine = Annotation.objects.filter(project=project, annotator=annotator)
+    """An annotator's own counts: in total, in this session (items taken in the last 8 h)
+    and still open; one query over the annotator's assignments."""
     session_start = timezone.now() - timedelta(hours=8)
-    total_items = Item.objects.filter(project=project).count()
-    done = mine.count()
-    skipped = Assignment.objects.filter(
-        project=project, annotator=annotator, status=Assignment.Status.SKIPPED
-    ).count()
+    submitted = Q(status=Assignment.Status.SUBMITTED)
+    counts = Assignment.objects.filter(project=project, annotator=annotator).aggregate(
+        done=Count("id", filter=submitted),
+        session=Count("id", filter=submitted & Q(locked_at__gte=session_start)),
+        skipped=Count("id", filter=Q(status=Assignment.Status.SKIPPED)),
+    )
+    total_items = project_item_count(project=project)
+    done, skipped = counts["done"], counts["skipped"]
     return {
         "done": done,
-        "session": mine.filter(created_at__gte=session_start).count(),
+        "session": counts["session"],
         "skipped": skipped,
         "available": max(0, total_items - done - skipped),
         "percent": round(100.0 * (done + skipped) / total_items, 1) if total_items else 0.0,

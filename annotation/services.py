@@ -352,6 +352,7 @@ def items_import(
             )
     if raise_import_error is not None:
         raise raise_import_error
+    cache.delete(f"annotation:item-count:{project.pk}")  # see selectors.project_item_count
     return ImportResult(rows=rows, created=created, skipped_existing=rows - created)
 
 
@@ -399,9 +400,53 @@ def _open_item(project: Project, annotator, *, gold: bool) -> Item | None:
     return (
         candidates.order_by("-priority", "-n_assigned", "id")
         .select_for_update(skip_locked=True, of=("self",))
-        .only("id", "project_id", "n_assigned", "is_gold")
         .first()
     )
+
+
+def _assignment_lock(project: Project, annotator, *, want_gold: bool) -> Assignment | None:
+    """Lock one open item for the annotator, in one short transaction."""
+    now = timezone.now()
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                item = _open_item(project, annotator, gold=True) if want_gold else None
+                if item is None:
+                    item = _open_item(project, annotator, gold=False)
+                if item is None:
+                    return None
+                assignment = Assignment(
+                    project=project,
+                    item=item,
+                    annotator=annotator,
+                    status=Assignment.Status.LOCKED,
+                    locked_at=now,
+                    expires_at=now + timedelta(seconds=project.lock_ttl_seconds),
+                    skip_reason="",
+                )
+                # One statement: a new row, or this annotator's own expired row (the only
+                # kind the candidate query lets through) taken over again.
+                Assignment.objects.bulk_create(
+                    [assignment],
+                    update_conflicts=True,
+                    unique_fields=["item", "annotator"],
+                    update_fields=["project", "status", "locked_at", "expires_at", "skip_reason"],
+                )
+                Item.objects.filter(pk=item.pk).update(n_assigned=F("n_assigned") + 1)
+                item.n_assigned += 1
+                return assignment
+        except IntegrityError:
+            # A concurrent request of the same annotator won a race: use its lock.
+            live = (
+                Assignment.objects.filter(
+                    project=project, annotator=annotator, status=Assignment.Status.LOCKED
+                )
+                .select_related("item")
+                .first()
+            )
+            if live is not None:
+                return live
+    return None
 
 
 def assignment_next(
@@ -413,60 +458,29 @@ def assignment_next(
     answered, skipped or holds, and comes first by priority, then by nearness to
     completion.  Gold items are mixed in at the project's ratio.  Correct under
     concurrency: PostgreSQL row locks with SKIP LOCKED; on SQLite every transaction is
-    IMMEDIATE, so assignment runs one writer at a time.
+    IMMEDIATE, so assignment runs one writer at a time.  Expired locks still count
+    towards N until they are reclaimed — here, when no open item is left, and every
+    minute by beat — so the limit is never exceeded, only briefly over-counted.
     """
     if project.status != Project.Status.ACTIVE:
         return None
-    now = timezone.now()
     live = (
         Assignment.objects.filter(
             project=project,
             annotator=annotator,
             status=Assignment.Status.LOCKED,
-            expires_at__gt=now,
+            expires_at__gt=timezone.now(),
         )
         .select_related("item")
         .first()
     )
     if live is not None:
         return live
-    assignment_reclaim_expired(project=project)
     want_gold = project.gold_ratio > 0 and (rng or random).random() < project.gold_ratio
-    for _attempt in range(3):
-        try:
-            with transaction.atomic():
-                item = _open_item(project, annotator, gold=True) if want_gold else None
-                if item is None:
-                    item = _open_item(project, annotator, gold=False)
-                if item is None:
-                    return None
-                expires = now + timedelta(seconds=project.lock_ttl_seconds)
-                assignment, _ = Assignment.objects.update_or_create(
-                    item=item,
-                    annotator=annotator,
-                    defaults={
-                        "project": project,
-                        "status": Assignment.Status.LOCKED,
-                        "locked_at": now,
-                        "expires_at": expires,
-                        "skip_reason": "",
-                    },
-                )
-                Item.objects.filter(pk=item.pk).update(n_assigned=F("n_assigned") + 1)
-                assignment.item = Item.objects.get(pk=item.pk)
-                return assignment
-        except IntegrityError:
-            # The same annotator asked twice at once and the other request won: use its lock.
-            live = (
-                Assignment.objects.filter(
-                    project=project, annotator=annotator, status=Assignment.Status.LOCKED
-                )
-                .select_related("item")
-                .first()
-            )
-            if live is not None:
-                return live
-    return None
+    assignment = _assignment_lock(project, annotator, want_gold=want_gold)
+    if assignment is None and assignment_reclaim_expired(project=project):
+        assignment = _assignment_lock(project, annotator, want_gold=want_gold)
+    return assignment
 
 
 # ----------------------------------------------------------------------------------------
@@ -492,17 +506,16 @@ def annotation_submit(
     """
     if not idempotency_key or len(idempotency_key) > 100:
         raise ValidationError({"idempotency_key": ["is required, at most 100 characters"]})
-    existing = _existing_annotation(annotator, idempotency_key, item_id)
-    if existing is not None:
-        return existing, False
     now = timezone.now()
     with transaction.atomic():
         assignment = (
-            Assignment.objects.select_for_update()
+            Assignment.objects.select_for_update(of=("self",))
+            .select_related("item")
             .filter(project=project, item_id=item_id, annotator=annotator)
             .first()
         )
-        # Re-check after the lock: a concurrent retry may have just committed.
+        # Checked under the assignment's row lock: a concurrent retry with the same key
+        # waits for the original to commit, then finds it here.
         existing = _existing_annotation(annotator, idempotency_key, item_id)
         if existing is not None:
             return existing, False
@@ -511,7 +524,7 @@ def annotation_submit(
             raise AssignmentConflict(f"item: you hold no live assignment for this item ({state})")
         if assignment.expires_at <= now:
             raise AssignmentConflict("item: your lock on this item expired; ask for the next item")
-        item = Item.objects.only("id", "responses", "is_gold").get(pk=item_id)
+        item = assignment.item
         clean, label, strength = schema.answer_validate(
             schema=project.question_schema, answer=answer, responses=item.responses
         )
