@@ -391,7 +391,9 @@ def _open_item(project: Project, annotator, *, gold: bool) -> Item | None:
     taken = Assignment.objects.filter(item=OuterRef("pk"), annotator=annotator).exclude(
         status=Assignment.Status.EXPIRED
     )
-    candidates = Item.objects.filter(project=project, is_gold=gold).filter(~Exists(taken))
+    # `is_gold__in` rather than `is_gold=`: Django writes the latter as `NOT is_gold`, which
+    # SQLite cannot match to the item_assignment_order index (it then sorts every item).
+    candidates = Item.objects.filter(project=project, is_gold__in=[gold]).filter(~Exists(taken))
     if not gold:
         # Gold items are quality checks every annotator may see; real items stop at N.
         candidates = candidates.filter(n_assigned__lt=project.overlap)
