@@ -34,6 +34,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
+from governance import access
 from governance.services import audit_event_record
 from rlhf_platform.db import bulk_upsert
 
@@ -127,6 +128,7 @@ def project_member_add(*, project: Project, user, role: str) -> None:
         raise ValidationError({"role": [f"must be one of {', '.join(MEMBER_PERMISSIONS)}"]})
     for codename in MEMBER_PERMISSIONS[role]:
         assign_perm(f"annotation.{codename}", user, project)
+    access.permissions_cache_clear(user=user)
     audit_event_record(
         action="project.member_add", obj=project, after={"user": user.get_username(), "role": role}
     )
@@ -139,6 +141,7 @@ def project_member_remove(*, project: Project, user, role: str) -> None:
         raise ValidationError({"role": [f"must be one of {', '.join(MEMBER_PERMISSIONS)}"]})
     for codename in MEMBER_PERMISSIONS[role]:
         remove_perm(f"annotation.{codename}", user, project)
+    access.permissions_cache_clear(user=user)
     audit_event_record(
         action="project.member_remove",
         obj=project,

@@ -19,8 +19,9 @@ their rules on the model and never filter by user by hand.
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
+from guardian.core import ObjectPermissionChecker
 from guardian.shortcuts import get_objects_for_user
 
 ACTIONS = ("view", "add", "change", "delete")
@@ -101,8 +102,39 @@ def user_can(*, user, action: str, obj: Model) -> bool:
         parent_obj = getattr(obj, parent[0])
         return user_can(user=user, action=_parent_action(model, action), obj=parent_obj)
     if getattr(model, "access_object_permissions", False):
-        return user.has_perm(perm, obj)
+        return perm.split(".", 1)[1] in _object_permissions(user, obj)
     return False
+
+
+def _object_permissions(user, obj: Model) -> set[str]:
+    """The user's object permissions on ``obj`` (codenames), cached on the user object —
+    as Django's ModelBackend caches model permissions — so that checking several actions
+    on one object in a request costs one lookup.  ``permissions_cache_clear`` forgets."""
+    checker = user.__dict__.get("_attune_object_checker")
+    if checker is None:
+        checker = user.__dict__["_attune_object_checker"] = ObjectPermissionChecker(user)
+    return set(checker.get_perms(obj))
+
+
+def permissions_cache_clear(*, user) -> None:
+    """Forget the permissions cached on this user object (after granting or revoking)."""
+    for attr in ("_attune_object_checker", "_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        user.__dict__.pop(attr, None)
+
+
+def object_get(*, queryset: QuerySet, user, action: str = "view", **lookup) -> Model | None:
+    """One object by ``lookup`` if ``user`` may perform ``action`` on it, else None.
+
+    The same decision as ``queryset_restrict``, made on the one row instead of as a
+    filter over all rows: cheaper for detail pages and API routes.
+    """
+    try:
+        obj = queryset.filter(**lookup).first()
+    except (TypeError, ValueError, ValidationError):  # a malformed id names nothing
+        return None
+    if obj is None or not user_can(user=user, action=action, obj=obj):
+        return None
+    return obj
 
 
 def user_can_add(*, user, model: type[Model], parent: Model | None = None) -> bool:

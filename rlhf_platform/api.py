@@ -59,6 +59,21 @@ class RestrictedViewSetMixin:
         if request.user and request.user.is_authenticated:
             request_context.actor.set(request.user)
 
+    def get_object(self):
+        """The object named in the URL, if the user may view it (else 404), checked for the
+        action's permission (else 403).  Decided on the one row by ``governance.access``."""
+        lookup_url_kwarg = self.lookup_url_kwarg or self.lookup_field
+        obj = access.object_get(
+            queryset=self.filter_queryset(super().get_queryset()),
+            user=self.request.user,
+            action="view",
+            **{self.lookup_field: self.kwargs[lookup_url_kwarg]},
+        )
+        if obj is None:
+            raise Http404
+        self.check_object_permissions(self.request, obj)
+        return obj
+
     def get_queryset(self):
         queryset = super().get_queryset()
         # Reads are restricted to viewable rows; writes look the object up among the

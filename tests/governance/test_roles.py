@@ -65,6 +65,7 @@ def test_object_permissions_through_guardian(anna, ben):
             list(access.queryset_restrict(queryset=UserPreference.objects.all(), user=anna)) == []
         )
         assign_perm("governance.view_userpreference", anna, mine)
+        access.permissions_cache_clear(user=anna)  # as with Django's own permission cache
         visible = access.queryset_restrict(queryset=UserPreference.objects.all(), user=anna)
         assert list(visible) == [mine]
         assert access.user_can(user=anna, action="view", obj=mine)
