@@ -37,6 +37,8 @@ def bulk_upsert(
     if not rows:
         return 0
     columns = list(rows[0].keys())
+    if connection.vendor == "sqlite":
+        return _sqlite_upsert(model, rows, columns, conflict_fields, update_fields)
     if connection.vendor != "postgresql":
         objs = [model(**row) for row in rows]
         kwargs: dict[str, Any] = {"batch_size": 500}
@@ -97,3 +99,45 @@ def rows_fetch(sql: str, params: Iterable[Any] = ()) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, list(params))
         return cursor.fetchall()
+
+
+def _sqlite_upsert(model, rows, columns, conflict_fields, update_fields) -> int:
+    """One prepared ``INSERT ... ON CONFLICT`` run over all rows with ``executemany``.
+
+    ``bulk_create`` on SQLite splits into statements of at most 999 parameters (under a
+    hundred rows here) and builds each in Python; this is several times faster.  Values
+    are prepared by their fields where the database needs a conversion (JSON, dates).
+    """
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    qn = connection.ops.quote_name
+    prepare = [
+        fields[c] if fields[c].get_internal_type() in _SQLITE_CONVERTED else None for c in columns
+    ]
+    col_sql = ", ".join(qn(fields[c].column) for c in columns)
+    conflict_sql = ", ".join(qn(fields[c].column) for c in conflict_fields)
+    if update_fields:
+        updates = ", ".join(
+            f"{qn(fields[c].column)} = excluded.{qn(fields[c].column)}" for c in update_fields
+        )
+        on_conflict = f"DO UPDATE SET {updates}"
+    else:
+        on_conflict = "DO NOTHING"
+    placeholders = ", ".join(["%s"] * len(columns))
+    # Identifiers come from model metadata, quoted; values go as parameters.
+    sql = (
+        f"INSERT INTO {qn(model._meta.db_table)} ({col_sql}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT ({conflict_sql}) {on_conflict}"
+    )
+    params = [
+        [
+            row[c] if f is None else f.get_db_prep_save(row[c], connection)
+            for c, f in zip(columns, prepare, strict=True)
+        ]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+    return len(rows)
+
+
+_SQLITE_CONVERTED = {"JSONField", "DateTimeField", "DateField", "DecimalField", "UUIDField"}
