@@ -437,7 +437,8 @@ def _sniff(src: _TextSource) -> str:
 _Record = tuple[int, Any, str | None]
 
 
-def _json_records(src: _TextSource) -> Iterator[_Record]:
+def _peek_first_line(src: _TextSource) -> str:
+    """The first non-blank line (or piece of one), left unread in ``src``."""
     pieces: list[str] = []
     first = ""
     while True:
@@ -449,7 +450,11 @@ def _json_records(src: _TextSource) -> Iterator[_Record]:
             first = piece
             break
     src.unread(pieces)
-    stripped = first.strip()
+    return first
+
+
+def _json_records(src: _TextSource) -> Iterator[_Record]:
+    stripped = _peek_first_line(src).strip()
     if stripped.startswith("["):
         return _JsonSequence(src, is_array=True).records()
     if stripped == "{":
@@ -1398,17 +1403,7 @@ class _CsvLayout:
 
 
 def _sniff_delimiter(src: _TextSource) -> str:
-    pieces: list[str] = []
-    header = ""
-    while True:
-        piece = src.readline(_PIECE)
-        if not piece:
-            break
-        pieces.append(piece)
-        if not piece.isspace():
-            header = piece
-            break
-    src.unread(pieces)
+    header = _peek_first_line(src)
     counts = {d: header.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=counts.__getitem__)
     return best if counts[best] else ","

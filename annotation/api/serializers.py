@@ -8,7 +8,7 @@ from annotation.models import (
     Project,
     ProjectStats,
 )
-from annotation.services import MEMBER_PERMISSIONS
+from annotation.services import MEMBER_PERMISSIONS, PROJECT_FIELDS
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -16,20 +16,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = [
-            "id",
-            "name",
-            "guidelines",
-            "question_schema",
-            "overlap",
-            "gold_ratio",
-            "blind",
-            "lock_ttl_seconds",
-            "skip_policy",
-            "status",
-            "created_by",
-            "created_at",
-        ]
+        fields = ["id", *PROJECT_FIELDS, "created_by", "created_at"]
         read_only_fields = ["id", "created_by", "created_at"]
         extra_kwargs = {"question_schema": {"required": False}}
 
