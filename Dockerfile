@@ -13,4 +13,5 @@ RUN useradd --system --home /app attune && mkdir -p /var/lib/attune && chown att
 USER attune
 
 EXPOSE 8000
-CMD ["gunicorn", "rlhf_platform.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+# Long timeout: a million-row import is streamed inside one request (about a minute).
+CMD ["gunicorn", "rlhf_platform.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "600", "--access-logfile", "-"]

@@ -2,10 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
 
 from . import views
 
 api_patterns = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
     path("governance/", include("governance.api.urls")),
     path("annotation/", include("annotation.api.urls")),
 ]

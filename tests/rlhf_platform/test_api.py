@@ -1,6 +1,7 @@
 """API conventions: auth, the error shape, the schema and the docs page."""
 
 import pytest
+from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
 
@@ -56,3 +57,12 @@ def test_openapi_schema_and_docs(client, api_as, rosa):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
     sidecar_js = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
     assert client.get(sidecar_js).status_code == 200
+
+
+def test_programs_obtain_a_token_with_their_password(api, rosa, password):
+    response = api.post("/api/auth/token/", {"username": "rosa", "password": password})
+    assert response.status_code == 200
+    api.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+    assert api.get("/api/governance/me/").json()["username"] == "rosa"
+    wrong = APIClient().post("/api/auth/token/", {"username": "rosa", "password": "nope"})
+    assert wrong.status_code == 400 and "non_field_errors" in wrong.json()["error"]["fields"]
