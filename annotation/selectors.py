@@ -141,3 +141,33 @@ def project_item(*, project: Project, item_id: int, user) -> Item | None:
         .filter(pk=item_id)
         .first()
     )
+
+
+def answer_summary(*, project: Project, item_id: int, exclude_annotator) -> list[dict[str, Any]]:
+    """How the *other* annotators answered an item's primary question, as counts per label
+    (for the feedback non-blind projects show after an annotator's own answer)."""
+    from .schema import label_classes
+
+    item = Item.objects.filter(project=project, pk=item_id).only("responses").first()
+    if item is None:
+        return []
+    names = label_classes(project.question_schema, n_responses=len(item.responses))
+    counts = (
+        Annotation.objects.filter(item_id=item_id, label__isnull=False)
+        .exclude(annotator=exclude_annotator)
+        .values("label")
+        .annotate(n=Count("id"))
+        .order_by("label")
+    )
+    return [
+        {
+            "label": names[row["label"]] if row["label"] < len(names) else str(row["label"]),
+            "count": row["n"],
+        }
+        for row in counts
+    ]
+
+
+def annotator_quality(*, project: Project, annotator) -> AnnotatorStats | None:
+    """The annotator's own quality figures from the latest recomputation (or None)."""
+    return AnnotatorStats.objects.filter(project=project, annotator=annotator).first()

@@ -137,6 +137,9 @@ class QueueView(ProjectMixin, View):
                 "progress": selectors.annotator_progress(
                     project=self.project, annotator=request.user
                 ),
+                "quality": selectors.annotator_quality(
+                    project=self.project, annotator=request.user
+                ),
                 "guidelines": guidelines_html(self.project),
             },
         )
@@ -145,8 +148,12 @@ class QueueView(ProjectMixin, View):
 class LabelView(ProjectMixin, View):
     """The labelling page: the next item, the question form, keyboard first.
 
-    Blind by construction: nothing here reads other annotators' answers or the consensus.
+    In blind projects nothing here reads other annotators' answers or the consensus.  In
+    non-blind projects, after an answer the page shows how the others answered *that*
+    (already answered) item — never the current one, so nobody is steered.
     """
+
+    LAST_ITEM_KEY = "annotation_last_item"
 
     project_action = "annotate"
 
@@ -161,7 +168,20 @@ class LabelView(ProjectMixin, View):
                     )
                 },
             )
-        return self.render_item(assignment.item, idempotency_key=str(uuid.uuid4()))
+        return self.render_item(
+            assignment.item, idempotency_key=str(uuid.uuid4()), previous=self.previous_item()
+        )
+
+    def previous_item(self) -> dict | None:
+        """Feedback on the item this annotator just answered (non-blind projects only)."""
+        item_id = self.request.session.pop(self.LAST_ITEM_KEY, None)
+        if self.project.blind or item_id is None:
+            return None
+        return {
+            "others": selectors.answer_summary(
+                project=self.project, item_id=item_id, exclude_annotator=self.request.user
+            )
+        }
 
     def post(self, request, *args, **kwargs):
         item_id = _post_int(request, "item_id")
@@ -197,9 +217,13 @@ class LabelView(ProjectMixin, View):
             messages.error(request, f"{exc} Here is your next item.")
             return redirect("annotation:label", project_id=self.project.pk)
         messages.success(request, "Answer saved.")
+        if not self.project.blind:
+            request.session[self.LAST_ITEM_KEY] = item.pk
         return redirect("annotation:label", project_id=self.project.pk)
 
-    def render_item(self, item: Item, *, idempotency_key, answer=None, errors=None, status=200):
+    def render_item(
+        self, item: Item, *, idempotency_key, answer=None, errors=None, status=200, previous=None
+    ):
         questions = self.project.question_schema["questions"]
         labels = forms.response_labels(len(item.responses))
         return self.render(
@@ -215,6 +239,7 @@ class LabelView(ProjectMixin, View):
                     questions=questions, responses=item.responses, answer=answer, errors=errors
                 ),
                 "errors": errors or {},
+                "previous": previous,
                 "idempotency_key": idempotency_key,
                 "progress": selectors.annotator_progress(
                     project=self.project, annotator=self.request.user

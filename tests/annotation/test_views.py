@@ -363,3 +363,49 @@ def test_import_adds_items(project, rosa, login):
     response = login(rosa).post(url(project, "import/"), {"file": upload, "format": "auto"})
     assert response.status_code == 302
     assert Item.objects.filter(project=project, prompt="Why?").exists()
+
+
+def test_non_blind_projects_show_how_others_answered_the_last_item(
+    client, password, rosa, anna, ben
+):
+    project = services.project_create(created_by=rosa, name="Open", overlap=2, blind=False)
+    for user in (anna, ben):
+        services.project_member_add(project=project, user=user, role="annotator")
+    services.items_create_bulk(
+        project=project, rows=[{"prompt": f"p{i}", "responses": ["a", "b"]} for i in range(3)]
+    )
+    first = services.assignment_next(project=project, annotator=ben)
+    services.annotation_submit(project=project, item_id=first.item_id, annotator=ben,
+                               answer={"preference": {"choice": "B"}}, idempotency_key="b1")  # fmt: skip
+    client.login(username="anna", password=password)
+    url = f"/annotation/projects/{project.pk}/label/"
+    page = client.get(url)
+    assert b'data-testid="previous"' not in page.content  # nothing answered yet
+    item_id = Assignment.objects.get(annotator=anna, status="locked").item_id
+    assert item_id == first.item_id  # nearest to completion comes first
+    client.post(url, {"item_id": item_id, "idempotency_key": "a1", "q-preference-choice": "A"})
+    page = client.get(url).content.decode()
+    assert 'data-testid="previous"' in page and "B × 1" in page
+
+
+def test_blind_projects_never_show_others_answers(client, password, project, anna, ben):
+    first = services.assignment_next(project=project, annotator=ben)
+    services.annotation_submit(project=project, item_id=first.item_id, annotator=ben,
+                               answer={"preference": {"choice": "B"}}, idempotency_key="b1")  # fmt: skip
+    client.login(username="anna", password=password)
+    url = f"/annotation/projects/{project.pk}/label/"
+    client.get(url)
+    item_id = Assignment.objects.get(annotator=anna, status="locked").item_id
+    client.post(url, {"item_id": item_id, "idempotency_key": "a1", "q-preference-choice": "A"})
+    assert b'data-testid="previous"' not in client.get(url).content
+
+
+def test_annotators_see_their_own_quality(client, password, project, anna, ben):
+    for user in (anna, ben):
+        a = services.assignment_next(project=project, annotator=user)
+        services.annotation_submit(project=project, item_id=a.item_id, annotator=user,
+                                   answer={"preference": {"choice": "A"}}, idempotency_key=f"k{user.pk}")  # fmt: skip
+    consensus_recompute(project=project)
+    client.login(username="anna", password=password)
+    page = client.get(f"/annotation/projects/{project.pk}/queue/").content.decode()
+    assert 'data-testid="own-quality"' in page and "100%" in page
