@@ -265,3 +265,15 @@ def test_import_command_reports_lines_and_exits_non_zero(project, tmp_path):
     with pytest.raises(CommandError, match="line 2"):
         call_command("import_items", str(project.pk), str(bad))
     assert not Item.objects.filter(project=project, prompt="p").exists()
+
+
+def test_beat_task_reclaims_expired_locks_in_every_project(project, anna, ben):
+    from annotation.tasks import assignment_reclaim_task
+
+    for user in (anna, ben):
+        services.assignment_next(project=project, annotator=user)
+    Assignment.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert assignment_reclaim_task() == 2
+    assert set(Assignment.objects.values_list("status", flat=True)) == {"expired"}
+    assert sum(Item.objects.values_list("n_assigned", flat=True)) == 0
+    assert assignment_reclaim_task() == 0
