@@ -7,6 +7,7 @@ from .models import (
     AnnotatorStats,
     Assignment,
     DatasetSnapshot,
+    ImportJob,
     Item,
     ItemConsensus,
     Project,
@@ -109,4 +110,23 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "pk",
+        "project",
+        "format",
+        "status",
+        "rows",
+        "created",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("status", "format")
+    readonly_fields = [f.name for f in ImportJob._meta.fields]
+
+    def has_add_permission(self, request):
         return False

@@ -55,6 +55,11 @@ class ItemImportForm(forms.Form):
         choices=[(name, IMPORT_FORMAT_LABELS.get(name, name)) for name in importers.FORMATS],
         initial="auto",
     )
+    background = forms.BooleanField(
+        required=False,
+        label="Import on a worker (for large files)",
+        help_text="The page returns at once; the job's outcome is listed below.",
+    )
 
 
 class DatasetExportForm(forms.Form):

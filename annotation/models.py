@@ -342,3 +342,42 @@ class DatasetSnapshot(models.Model):
         if self.pk is not None and not kwargs.pop("_allow_update", False):
             raise ValueError("dataset snapshots are immutable")
         super().save(*args, **kwargs)
+
+
+class ImportJob(models.Model):
+    """A file import run by a worker, for files too large to import inside one request.
+
+    Same rules as any import (all-or-nothing, line-numbered errors); the upload is kept
+    only until the worker has read it.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    format = models.CharField(max_length=20)
+    file = models.FileField(upload_to="imports/", blank=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    rows = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    skipped_existing = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text='[{"line", "reason"}]')
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    access_parent = "project"
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import {self.pk} into {self.project_id}: {self.status}"

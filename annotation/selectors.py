@@ -171,3 +171,12 @@ def answer_summary(*, project: Project, item_id: int, exclude_annotator) -> list
 def annotator_quality(*, project: Project, annotator) -> AnnotatorStats | None:
     """The annotator's own quality figures from the latest recomputation (or None)."""
     return AnnotatorStats.objects.filter(project=project, annotator=annotator).first()
+
+
+def import_job_list(*, project: Project, user) -> QuerySet:
+    """The project's background imports the user may see, newest first."""
+    from .models import ImportJob
+
+    return access.queryset_restrict(
+        queryset=ImportJob.objects.filter(project=project), user=user
+    ).order_by("-created_at")

@@ -19,9 +19,11 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import queue
 import random
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import IO, Any
@@ -29,6 +31,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.files import File
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
@@ -40,7 +43,9 @@ from rlhf_platform.db import bulk_upsert
 
 from . import importers, schema
 from .errors import AssignmentConflict, IdempotencyConflict, ItemImportError, RowError
-from .models import Adjudication, Annotation, Assignment, Item, ItemConsensus, Project
+from .models import Adjudication, Annotation, Assignment, ImportJob, Item, ItemConsensus, Project
+
+logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------------------
 # Projects and membership
@@ -653,3 +658,64 @@ def consensus_schedule(*, project: Project) -> None:
 def consensus_schedule_clear(*, project_id: int) -> None:
     """Called by the task when it starts, so later submissions schedule a new run."""
     cache.delete(_consensus_key(project_id))
+
+
+# ----------------------------------------------------------------------------------------
+# Background imports
+# ----------------------------------------------------------------------------------------
+
+
+def import_job_create(*, project: Project, user, file, fmt: str = "auto") -> ImportJob:
+    """Store an upload and queue its import on a worker; returns the queued job.
+
+    The upload is streamed to storage in chunks (never read whole into memory).  Storage
+    must be shared by the web servers and the workers (MEDIA_ROOT on one machine).
+    """
+    if fmt.replace("-", "_").lower() not in importers.FORMATS:
+        raise ValidationError({"format": [f"must be one of {', '.join(importers.FORMATS)}"]})
+    from .tasks import import_job_run_task
+
+    with transaction.atomic():
+        job = ImportJob(project=project, created_by=user, format=fmt)
+        job.original_name = (getattr(file, "name", "") or "")[:255]
+        upload = file if isinstance(file, File) else File(file)
+        job.file.save(f"{project.pk}-{uuid.uuid4().hex}.upload", upload, save=False)
+        job.save()
+        audit_event_record(
+            action="items.import_queued",
+            obj=job,
+            after={"project": project.pk, "format": fmt, "file": job.original_name},
+        )
+        transaction.on_commit(lambda: import_job_run_task.delay(job.pk))
+    return job
+
+
+def import_job_run(*, job_id: int) -> ImportJob | None:
+    """Run a queued import job (the worker's side); a job already claimed is left alone,
+    so a redelivered task never imports twice."""
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status != ImportJob.Status.QUEUED:
+            return job
+        job.status, job.started_at = ImportJob.Status.RUNNING, timezone.now()
+        job.save(update_fields=["status", "started_at"])
+    try:
+        with job.file.open("rb") as handle:
+            result = items_import(project=job.project, file=handle, fmt=job.format)
+    except ItemImportError as exc:
+        job.status, job.message = ImportJob.Status.FAILED, str(exc)
+        job.errors = [{"line": e.line, "reason": e.reason} for e in exc.errors]
+    except Exception as exc:  # any other failure ends the job visibly, never "running"
+        logger.exception("import job %s failed", job.pk)
+        job.status, job.message = ImportJob.Status.FAILED, f"{type(exc).__name__}: {exc}"
+    else:
+        job.status = ImportJob.Status.SUCCEEDED
+        job.rows, job.created, job.skipped_existing = (
+            result.rows,
+            result.created,
+            result.skipped_existing,
+        )
+    job.finished_at = timezone.now()
+    job.file.delete(save=False)
+    job.save()
+    return job

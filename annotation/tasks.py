@@ -4,7 +4,7 @@ from celery import shared_task
 
 from .consensus import consensus_recompute
 from .models import Project
-from .services import assignment_reclaim_expired, consensus_schedule_clear
+from .services import assignment_reclaim_expired, consensus_schedule_clear, import_job_run
 
 
 @shared_task(name="annotation.consensus_recompute", time_limit=15 * 60, soft_time_limit=14 * 60)
@@ -23,3 +23,9 @@ def assignment_reclaim_task() -> int:
     while reclaimed := assignment_reclaim_expired():
         total += reclaimed
     return total
+
+
+@shared_task(name="annotation.import_job_run", time_limit=2 * 60 * 60, soft_time_limit=115 * 60)
+def import_job_run_task(job_id: int) -> None:
+    """Import a stored upload (queued by ``services.import_job_create``)."""
+    import_job_run(job_id=job_id)

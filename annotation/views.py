@@ -469,6 +469,7 @@ class DashboardView(ProjectMixin, View):
             "import_form": forms.ItemImportForm(),
             "export_form": forms.DatasetExportForm(),
             "snapshots": selectors.snapshot_list(project=project, user=user),
+            "import_jobs": selectors.import_job_list(project=project, user=user)[:10],
             **extra,
         }
         return self.render("annotation/dashboard.html", context, status=status)
@@ -509,6 +510,15 @@ class ImportView(DashboardView):
         form = forms.ItemImportForm(request.POST, request.FILES)
         if not form.is_valid():
             return self.render_dashboard(import_form=form, status=400)
+        if form.cleaned_data["background"]:
+            job = services.import_job_create(
+                project=self.project,
+                user=request.user,
+                file=form.cleaned_data["file"],
+                fmt=form.cleaned_data["format"],
+            )
+            messages.success(request, f"Import job {job.pk} queued; its outcome appears below.")
+            return redirect("annotation:project-dashboard", project_id=self.project.pk)
         try:
             result = services.items_import(
                 project=self.project,

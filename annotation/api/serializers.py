@@ -3,6 +3,7 @@ from rest_framework import serializers
 from annotation.models import (
     AnnotatorStats,
     DatasetSnapshot,
+    ImportJob,
     Item,
     ItemConsensus,
     Project,
@@ -62,6 +63,18 @@ class ImportSerializer(serializers.Serializer):
     format = serializers.ChoiceField(
         choices=["auto", "jsonl", "csv", "trl", "label_studio", "argilla"], default="auto"
     )
+    background = serializers.BooleanField(
+        default=False, help_text="Import on a worker; answers 202 with the job to poll."
+    )
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImportJob
+        fields = ["id", "project", "format", "original_name", "status", "rows", "created",
+                  "skipped_existing", "errors", "message", "created_at", "started_at",
+                  "finished_at"]  # fmt: skip
+        read_only_fields = fields
 
 
 class ImportResultSerializer(serializers.Serializer):

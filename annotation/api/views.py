@@ -16,7 +16,7 @@ from rest_framework.response import Response
 
 from annotation import exports, selectors, services
 from annotation.errors import ItemImportError
-from annotation.models import DatasetSnapshot, ItemConsensus, Project
+from annotation.models import DatasetSnapshot, ImportJob, ItemConsensus, Project
 from annotation.tasks import consensus_recompute_task
 from rlhf_platform.api import RestrictedReadOnlyViewSet, RestrictedViewSetMixin
 
@@ -121,7 +121,7 @@ class ProjectViewSet(
 
     @extend_schema(
         request={"multipart/form-data": s.ImportSerializer},
-        responses={201: s.ImportResultSerializer},
+        responses={201: s.ImportResultSerializer, 202: s.ImportJobSerializer},
     )
     @action(detail=True, methods=["post"], url_path="import")
     def import_items(self, request, pk=None):
@@ -129,6 +129,12 @@ class ProjectViewSet(
         project = self.get_object()
         data = s.ImportSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if data.validated_data["background"]:
+            job = services.import_job_create(
+                project=project, user=request.user, file=data.validated_data["file"],
+                fmt=data.validated_data["format"],
+            )  # fmt: skip
+            return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
         try:
             result = services.items_import(
                 project=project, file=data.validated_data["file"], fmt=data.validated_data["format"]
@@ -269,6 +275,14 @@ class ProjectViewSet(
             filters=data.validated_data["filters"],
         )
         return Response(s.SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
+
+
+class ImportJobViewSet(RestrictedReadOnlyViewSet):
+    """Background imports and their outcome (rows created, or every rejected line)."""
+
+    queryset = ImportJob.objects.all()
+    serializer_class = s.ImportJobSerializer
+    filterset_fields = ["project", "status"]
 
 
 class DatasetSnapshotViewSet(RestrictedReadOnlyViewSet):
