@@ -719,3 +719,19 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     job.file.delete(save=False)
     job.save()
     return job
+
+
+# A running job older than this has outlived its task's hard time limit: its worker died.
+IMPORT_JOB_ABANDONED_AFTER = timedelta(hours=2, minutes=10)
+
+
+def import_jobs_fail_abandoned() -> int:
+    """Mark jobs whose worker died mid-import as failed (their import rolled back, so the
+    project holds none of their rows); returns how many.  Scheduled by beat."""
+    cutoff = timezone.now() - IMPORT_JOB_ABANDONED_AFTER
+    return ImportJob.objects.filter(status=ImportJob.Status.RUNNING, started_at__lt=cutoff).update(
+        status=ImportJob.Status.FAILED,
+        message="The worker stopped before the import finished; nothing was imported. "
+        "Upload the file again.",
+        finished_at=timezone.now(),
+    )

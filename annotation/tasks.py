@@ -4,7 +4,12 @@ from celery import shared_task
 
 from .consensus import consensus_recompute
 from .models import Project
-from .services import assignment_reclaim_expired, consensus_schedule_clear, import_job_run
+from .services import (
+    assignment_reclaim_expired,
+    consensus_schedule_clear,
+    import_job_run,
+    import_jobs_fail_abandoned,
+)
 
 
 @shared_task(name="annotation.consensus_recompute", time_limit=15 * 60, soft_time_limit=14 * 60)
@@ -29,3 +34,9 @@ def assignment_reclaim_task() -> int:
 def import_job_run_task(job_id: int) -> None:
     """Import a stored upload (queued by ``services.import_job_create``)."""
     import_job_run(job_id=job_id)
+
+
+@shared_task(name="annotation.import_jobs_reap", time_limit=60, soft_time_limit=50)
+def import_jobs_reap_task() -> int:
+    """Fail import jobs whose worker died (scheduled by beat)."""
+    return import_jobs_fail_abandoned()

@@ -189,6 +189,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "annotation.assignment_reclaim",
         "schedule": 60.0,
     },
+    "annotation-reap-abandoned-imports": {
+        "task": "annotation.import_jobs_reap",
+        "schedule": 600.0,
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Quiet period before a consensus recomputation runs after annotations arrive.

@@ -78,3 +78,26 @@ def test_dashboard_queues_a_background_import_and_lists_it(client, password, pro
     services.import_job_run(job_id=job.pk)
     page = client.get(f"/annotation/projects/{project.pk}/").content.decode()
     assert 'data-testid="import-jobs"' in page and "3 new of 3 rows" in page
+
+
+@pytest.mark.django_db
+def test_jobs_whose_worker_died_are_failed_by_the_reaper(project, rosa):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.tasks import import_jobs_reap_task
+
+    job = services.import_job_create(project=project, user=rosa, file=_jsonl(pairs(1, prefix="z")))
+    fresh = services.import_job_create(
+        project=project, user=rosa, file=_jsonl(pairs(1, prefix="y"))
+    )
+    ImportJob.objects.filter(pk=job.pk).update(
+        status="running", started_at=timezone.now() - timedelta(hours=3)
+    )
+    ImportJob.objects.filter(pk=fresh.pk).update(status="running", started_at=timezone.now())
+    assert import_jobs_reap_task() == 1
+    job.refresh_from_db()
+    fresh.refresh_from_db()
+    assert job.status == "failed" and "worker stopped" in job.message
+    assert fresh.status == "running"
