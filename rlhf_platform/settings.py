@@ -245,6 +245,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ImportFormatEnum": ["auto", "jsonl", "csv", "trl", "label_studio", "argilla"],
+        "ExportFormatEnum": "annotation.models.DatasetSnapshot.Format",
+    },
 }
 
 # --- I18N, static -------------------------------------------------------------------------
