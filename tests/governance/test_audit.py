@@ -219,6 +219,14 @@ class TestAuditPage:
         assert response.status_code == 200
         assert b"model.promote" in response.content
 
+    def test_pages_keep_the_filters(self, client, eve, password):
+        for i in range(60):
+            audit_event_record(action="model.promote", object_type="model", object_id=str(i))
+        client.login(username="eve", password=password)
+        html = client.get("/governance/audit/", {"action_prefix": "model"}).content.decode()
+        assert 'href="?action_prefix=model&page=2">Older</a>' in html
+        assert "Page 1 of 2" in html
+
     def test_annotator_is_refused(self, client, anna, password):
         client.login(username="anna", password=password)
         assert client.get("/governance/audit/").status_code == 403
