@@ -50,11 +50,20 @@ def project_progress(*, project: Project) -> dict[str, Any]:
     }
 
 
+def _item_count_key(project_id: int) -> str:
+    return f"annotation:item-count:{project_id}"
+
+
+def project_item_count_forget(*, project_id: int) -> None:
+    """Drop the cached item count (after an import changed it)."""
+    cache.delete(_item_count_key(project_id))
+
+
 def project_item_count(*, project: Project) -> int:
     """How many items the project has; cached briefly, since counting a million rows on
     every ``next`` call would cost more than the assignment itself."""
     return cache.get_or_set(
-        f"annotation:item-count:{project.pk}",
+        _item_count_key(project.pk),
         lambda: Item.objects.filter(project=project).count(),
         timeout=30,
     )

@@ -44,6 +44,7 @@ from rlhf_platform.db import bulk_upsert
 from . import importers, schema
 from .errors import AssignmentConflict, IdempotencyConflict, ItemImportError, RowError
 from .models import Adjudication, Annotation, Assignment, ImportJob, Item, ItemConsensus, Project
+from .selectors import project_item_count_forget
 
 logger = logging.getLogger(__name__)
 
@@ -126,12 +127,16 @@ def project_update(*, project: Project, **changes: Any) -> Project:
     return project
 
 
+def _member_permissions(role: str) -> list[str]:
+    if role not in MEMBER_PERMISSIONS:
+        raise ValidationError({"role": [f"must be one of {', '.join(MEMBER_PERMISSIONS)}"]})
+    return MEMBER_PERMISSIONS[role]
+
+
 @transaction.atomic
 def project_member_add(*, project: Project, user, role: str) -> None:
     """Grant a user a role in one project (object permissions; audited)."""
-    if role not in MEMBER_PERMISSIONS:
-        raise ValidationError({"role": [f"must be one of {', '.join(MEMBER_PERMISSIONS)}"]})
-    for codename in MEMBER_PERMISSIONS[role]:
+    for codename in _member_permissions(role):
         assign_perm(f"annotation.{codename}", user, project)
     access.permissions_cache_clear(user=user)
     audit_event_record(
@@ -142,9 +147,7 @@ def project_member_add(*, project: Project, user, role: str) -> None:
 @transaction.atomic
 def project_member_remove(*, project: Project, user, role: str) -> None:
     """Withdraw a project role from a user (audited)."""
-    if role not in MEMBER_PERMISSIONS:
-        raise ValidationError({"role": [f"must be one of {', '.join(MEMBER_PERMISSIONS)}"]})
-    for codename in MEMBER_PERMISSIONS[role]:
+    for codename in _member_permissions(role):
         remove_perm(f"annotation.{codename}", user, project)
     access.permissions_cache_clear(user=user)
     audit_event_record(
@@ -360,7 +363,7 @@ def items_import(
             )
     if raise_import_error is not None:
         raise raise_import_error
-    cache.delete(f"annotation:item-count:{project.pk}")  # see selectors.project_item_count
+    project_item_count_forget(project_id=project.pk)
     return ImportResult(rows=rows, created=created, skipped_existing=rows - created)
 
 
@@ -377,6 +380,11 @@ def items_create_bulk(*, project: Project, rows: list[dict[str, Any]]) -> Import
 # ----------------------------------------------------------------------------------------
 
 
+def _item_slot_release(item_id: int) -> None:
+    """An assignment that will not be submitted gives its item's slot back."""
+    Item.objects.filter(pk=item_id, n_assigned__gt=0).update(n_assigned=F("n_assigned") - 1)
+
+
 def assignment_reclaim_expired(*, project: Project | None = None) -> int:
     """Turn expired locks into ``expired`` assignments and free their items' slots."""
     now = timezone.now()
@@ -391,7 +399,7 @@ def assignment_reclaim_expired(*, project: Project | None = None) -> int:
             status=Assignment.Status.EXPIRED
         )
         for _, item_id in rows:
-            Item.objects.filter(pk=item_id, n_assigned__gt=0).update(n_assigned=F("n_assigned") - 1)
+            _item_slot_release(item_id)
         return len(rows)
 
 
@@ -573,7 +581,7 @@ def assignment_skip(*, project: Project, item_id: int, annotator, reason: str = 
     Assignment.objects.filter(pk=assignment.pk).update(
         status=Assignment.Status.SKIPPED, skip_reason=reason[:500]
     )
-    Item.objects.filter(pk=item_id, n_assigned__gt=0).update(n_assigned=F("n_assigned") - 1)
+    _item_slot_release(item_id)
     assignment.status = Assignment.Status.SKIPPED
     return assignment
 

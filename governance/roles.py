@@ -46,16 +46,6 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
 }
 
 
-def role_permissions_extend(role: str, permissions: list[str]) -> None:
-    """Let an app add its permissions to a role from its own ``roles`` declaration."""
-    declared = ROLE_PERMISSIONS[role]
-    if declared == ALL:
-        return
-    for perm in permissions:
-        if perm not in declared:
-            declared.append(perm)
-
-
 def roles_sync(*, apps=global_apps) -> None:
     """Give each role group exactly the permissions declared for it."""
     Group = apps.get_model("auth", "Group")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, mixins, permissions, viewsets
+from rest_framework import exceptions, permissions, viewsets
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -41,8 +41,6 @@ class RestrictedViewSetMixin:
     #: custom actions -> access action, or one per HTTP method:
     #: {"items": {"GET": "view", "POST": "change"}}
     action_permissions: dict[str, str | dict[str, str]] = {}
-    #: set on viewsets whose create is checked against a parent object by the service
-    create_checks_parent = False
 
     def access_action(self) -> str:
         name = getattr(self, "action", None) or ""
@@ -88,16 +86,6 @@ class RestrictedModelViewSet(RestrictedViewSetMixin, viewsets.ModelViewSet):
 
 class RestrictedReadOnlyViewSet(RestrictedViewSetMixin, viewsets.ReadOnlyModelViewSet):
     """A list/retrieve viewset restricted to what the user may see."""
-
-
-class RestrictedCreateListRetrieveViewSet(
-    RestrictedViewSetMixin,
-    mixins.CreateModelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,
-):
-    """For records that are created and read but never edited through the API."""
 
 
 def _field_errors(detail, prefix: str = "") -> dict[str, list[str]]:

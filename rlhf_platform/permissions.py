@@ -22,7 +22,7 @@ class RolePermission(permissions.BasePermission):
         if model is None:
             return True
         action = view.access_action()
-        if action == "add" and not getattr(view, "create_checks_parent", False):
+        if action == "add":
             return access.user_can_add(user=request.user, model=model)
         if action == "view":
             return access.model_accessible(user=request.user, model=model, action="view")
