@@ -4,53 +4,51 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from .audit import GENESIS_HASH, event_digest
-from .models import AuditEvent, UserPreference, WorkerHeartbeat
+from .audit import (
+    GENESIS_HASH,
+    PAYLOAD_COLUMNS,
+    audit_keys,
+    checkpoints_read,
+    document_check,
+    event_check,
+    legacy_row_text,
+)
+from .models import AuditAnchor, AuditEvent, UserPreference, WorkerHeartbeat
 
 
 @dataclasses.dataclass(frozen=True)
 class ChainBreak:
-    """Where and why the audit chain first fails to verify."""
+    """Where and why the audit chain first fails to verify (event_id None: no such row)."""
 
     sequence: int
-    event_id: int
+    event_id: int | None
     reason: str
 
 
 @dataclasses.dataclass(frozen=True)
 class ChainReport:
-    """The result of checking the whole audit chain."""
+    """The result of checking the whole audit chain against its anchors and checkpoints."""
 
     checked: int
     first_break: ChainBreak | None
+    legacy: int = 0
+    checkpoints: int = 0
+    head_sequence: int = 0
 
     @property
     def ok(self) -> bool:
         return self.first_break is None
 
 
-_VERIFY_FIELDS = (
-    "id",
-    "sequence",
-    "timestamp",
-    "actor_id",
-    "actor_username",
-    "action",
-    "object_type",
-    "object_id",
-    "before",
-    "after",
-    "request_id",
-    "client_ip",
-    "prev_hash",
-    "hash",
-)
+_VERIFY_FIELDS = ("id", *PAYLOAD_COLUMNS, "hash", "canonical")
 
 
 def _events_in_order(batch_size: int) -> Iterator[dict]:
@@ -69,33 +67,199 @@ def _events_in_order(batch_size: int) -> Iterator[dict]:
         last = rows[-1]["sequence"]
 
 
-def audit_chain_verify(*, batch_size: int = 5000) -> ChainReport:
-    """Recompute every event's hash and link; report the first broken event.
+@dataclasses.dataclass(frozen=True)
+class _Checkpoint:
+    name: str
+    sequence: int
+    hash: str
+    created_at: str
 
-    An edited row fails its own hash; a deleted row leaves a gap in the sequence and a
-    ``prev_hash`` that no longer matches; an inserted row has a hash or link that does not
-    fit its neighbours.
-    """
-    expected_prev = GENESIS_HASH
-    expected_sequence = 1
-    checked = 0
-    for row in _events_in_order(batch_size):
-        checked += 1
-        reason = None
-        if row["sequence"] != expected_sequence:
-            reason = (
-                f"sequence {row['sequence']} follows {expected_sequence - 1}: "
-                f"event(s) {expected_sequence}..{row['sequence'] - 1} missing"
-            )
-        elif row["prev_hash"] != expected_prev:
-            reason = "prev_hash does not match the previous event's hash"
-        elif event_digest(prev_hash=row["prev_hash"], fields=row) != row["hash"]:
-            reason = "hash does not match the event's content (edited or forged)"
+
+def _anchors_load(keys: Mapping[str, bytes]) -> tuple[list[AuditAnchor], list[ChainBreak]]:
+    valid, problems = [], []
+    for anchor in AuditAnchor.objects.order_by("first_sequence"):
+        reason = document_check(anchor.document(), keys)
+        if reason is None:
+            valid.append(anchor)
+        else:
+            problems.append(ChainBreak(anchor.first_sequence, None, f"{anchor}: anchor {reason}"))
+    return valid, problems
+
+
+def _checkpoints_load(
+    directory: Path, keys: Mapping[str, bytes]
+) -> tuple[list[_Checkpoint], list[ChainBreak]]:
+    valid, problems = [], []
+    for path, document in checkpoints_read(directory):
+        try:
+            claimed = int(path.name.split("-")[1])
+        except (IndexError, ValueError):
+            claimed = 0
+        reason = "unreadable" if document is None else document_check(document, keys)
+        if reason is None and not (
+            isinstance(document.get("sequence"), int) and isinstance(document.get("hash"), str)
+        ):
+            reason = "has no sequence and hash"
         if reason is not None:
-            return ChainReport(checked, ChainBreak(row["sequence"], row["id"], reason))
-        expected_prev = row["hash"]
-        expected_sequence += 1
-    return ChainReport(checked, None)
+            problems.append(ChainBreak(claimed, None, f"checkpoint {path.name}: {reason}"))
+            continue
+        valid.append(
+            _Checkpoint(path.name, document["sequence"], document["hash"], document["created_at"])
+        )
+    return valid, problems
+
+
+def audit_chain_verify(
+    *, batch_size: int = 5000, checkpoint_dir: Path | None = None
+) -> ChainReport:
+    """Check every event, its link, the signed anchors and the signed checkpoints.
+
+    An edited row fails its HMAC or no longer matches its signed text; a deleted, inserted or
+    moved row breaks the sequence or the ``prev_hash`` link; a hash recomputed without the
+    key fails the HMAC; events deleted from the start of the chain have no signed archive
+    anchor to start from; events deleted from the end, a truncated table and a rolled-back
+    database disagree with a signed checkpoint (``settings.AUDIT_CHECKPOINT_DIR``).  The
+    report names the first (lowest-sequence) bad event.
+    """
+    _, keys = audit_keys()
+    anchors, problems = _anchors_load(keys)
+    archives = {a.last_sequence: a for a in anchors if a.kind == AuditAnchor.Kind.ARCHIVE}
+    seal = next((a for a in anchors if a.kind == AuditAnchor.Kind.LEGACY), None)
+    checkpoints, checkpoint_problems = _checkpoints_load(
+        Path(checkpoint_dir or settings.AUDIT_CHECKPOINT_DIR), keys
+    )
+    problems += checkpoint_problems
+    wanted = {cp.sequence for cp in checkpoints}
+    seen: dict[int, tuple[int, str]] = {}
+
+    walk = _ChainWalk(keys=keys, archives=archives, seal=seal)
+    for row in _events_in_order(batch_size):
+        if row["sequence"] in wanted:
+            seen[row["sequence"]] = (row["id"], row["hash"])
+        if not walk.step(row):
+            break
+    if walk.broken is not None:
+        problems.append(walk.broken)
+    else:
+        problems += walk.end_problems()
+    horizon = walk.broken.sequence if walk.broken is not None else None
+    for cp in checkpoints:
+        if horizon is not None and cp.sequence >= horizon:
+            continue  # the chain is already broken before this point
+        found = seen.get(cp.sequence)
+        where = f"checkpoint {cp.name} (signed {cp.created_at})"
+        if cp.sequence > walk.head:
+            problems.append(
+                ChainBreak(
+                    walk.head + 1,
+                    None,
+                    f"the chain ends at sequence {walk.head} but {where} records event "
+                    f"{cp.sequence}: newest events deleted, table truncated or rolled back",
+                )
+            )
+        elif found is not None and found[1] != cp.hash:
+            problems.append(
+                ChainBreak(
+                    cp.sequence,
+                    found[0],
+                    f"hash differs from {where}: the chain was rewritten or rolled back",
+                )
+            )
+    first_break = min(problems, key=lambda brk: brk.sequence, default=None)
+    return ChainReport(walk.checked, first_break, walk.legacy, len(checkpoints), walk.head)
+
+
+class _ChainWalk:
+    """Checks events one at a time, in sequence order; stops at the first bad one."""
+
+    def __init__(self, *, keys, archives: dict[int, AuditAnchor], seal: AuditAnchor | None):
+        self.keys, self.archives, self.seal = keys, archives, seal
+        self.expected_sequence: int | None = None
+        self.expected_prev = GENESIS_HASH
+        self.checked = self.legacy = self.head = 0
+        self.broken: ChainBreak | None = None
+        # Only while the sealed range is read from its start.
+        self.legacy_digest = hashlib.sha256() if seal is not None else None
+
+    def step(self, row: dict) -> bool:
+        sequence = row["sequence"]
+        reason = self._start(sequence) if self.expected_sequence is None else None
+        if reason is None and sequence != self.expected_sequence:
+            reason = (
+                f"sequence {sequence} follows {self.expected_sequence - 1}: "
+                f"event(s) {self.expected_sequence}..{sequence - 1} missing"
+            )
+            sequence, row = self.expected_sequence, {"id": None}
+        elif reason is None and row["prev_hash"] != self.expected_prev:
+            reason = "prev_hash does not match the previous event's hash"
+        elif reason is None:
+            reason = event_check(row, self.keys) if row["canonical"] else self._legacy(row)
+        if reason is not None:
+            self.broken = ChainBreak(sequence, row["id"], reason)
+            return False
+        self.checked += 1
+        self.head = sequence
+        self.expected_sequence, self.expected_prev = sequence + 1, row["hash"]
+        return True
+
+    def _start(self, sequence: int) -> str | None:
+        self.expected_sequence = sequence
+        if sequence == 1:
+            return None
+        anchor = self.archives.get(sequence - 1)
+        if anchor is None:
+            self.expected_sequence = 1
+            # Reported as "events 1..n missing" by the sequence check.
+            return None
+        self.expected_prev = anchor.last_hash
+        self.head = sequence - 1
+        if self.seal is not None and sequence > self.seal.first_sequence:
+            self.legacy_digest = None  # the start of the sealed range was archived and pruned
+        return None
+
+    def _legacy(self, row: dict) -> str | None:
+        seal, sequence = self.seal, row["sequence"]
+        if seal is None or not seal.first_sequence <= sequence <= seal.last_sequence:
+            return "unsigned event (no canonical payload) outside the sealed legacy range"
+        self.legacy += 1
+        if self.legacy_digest is not None:
+            self.legacy_digest.update((legacy_row_text(row) + "\n").encode("utf-8"))
+        if sequence == seal.last_sequence:
+            if row["hash"] != seal.last_hash:
+                return "differs from the last hash sealed for the unsigned events"
+            if self.legacy_digest is not None and (
+                self.legacy_digest.hexdigest() != seal.content_sha256
+            ):
+                return (
+                    f"the unsigned events {seal.first_sequence}..{seal.last_sequence} no "
+                    f"longer match the digest sealed at {seal.created_at}: one was edited"
+                )
+        return None
+
+    def end_problems(self) -> list[ChainBreak]:
+        """After a complete walk: events the anchors say must exist but do not."""
+        problems = []
+        newest_archive = max(self.archives, default=0)
+        # Every archive is followed by its own "audit.archive" event.
+        if newest_archive and self.head <= newest_archive:
+            problems.append(
+                ChainBreak(
+                    newest_archive + 1,
+                    None,
+                    f"no event after the archive ending at {newest_archive}: its audit.archive "
+                    "event and everything after it was deleted",
+                )
+            )
+        if self.seal is not None and self.head < self.seal.last_sequence:
+            problems.append(
+                ChainBreak(
+                    self.head + 1,
+                    None,
+                    f"the chain ends at {self.head}, before the sealed unsigned events end "
+                    f"({self.seal.last_sequence})",
+                )
+            )
+        return problems
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,16 @@ from celery import shared_task
 
 from rlhf_platform import request_context
 
-from .services import audit_event_record
+from .services import audit_checkpoint_write, audit_event_record
+
+
+@shared_task(
+    name="governance.audit_checkpoint", queue="default", time_limit=120, soft_time_limit=100
+)
+def audit_checkpoint() -> str | None:
+    """Write a signed checkpoint of the audit chain head (beat, every AUDIT_CHECKPOINT_INTERVAL)."""
+    path = audit_checkpoint_write()
+    return str(path) if path else None
 
 
 @shared_task(name="governance.system_probe", time_limit=60, soft_time_limit=50)

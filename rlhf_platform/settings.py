@@ -7,8 +7,11 @@ broker, both under ``var/``, so a newcomer needs no servers.  Set ``DATABASE_URL
 
 from __future__ import annotations
 
+import base64
+import binascii
 import importlib.util
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -217,6 +220,77 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- Audit chain ----------------------------------------------------------------------------
+_AUDIT_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+AUDIT_HMAC_KEY_MIN_BYTES = 32
+
+
+def _audit_hmac_keys() -> dict[str, bytes]:
+    """AUDIT_HMAC_KEYS="kid1:base64secret,kid0:oldsecret": the first key signs, all verify.
+
+    The key lives outside the database, so someone who can write the audit table still
+    cannot forge events.  Like SECRET_KEY: in development a key is generated once into
+    var/audit_hmac_keys; production refuses to start without one.
+    """
+    text = os.environ.get("AUDIT_HMAC_KEYS", "").strip()
+    if not text:
+        if not DEBUG:
+            raise ImproperlyConfigured(
+                "AUDIT_HMAC_KEYS is not set. Set it to 'kid:base64secret' (32+ random bytes, "
+                "e.g. kid1:$(openssl rand -base64 32)), or DEBUG=1 for development (a key is "
+                "then generated into var/audit_hmac_keys)."
+            )
+        path = VAR_DIR / "audit_hmac_keys"
+        if not path.exists():
+            path.write_text(f"dev:{base64.b64encode(secrets.token_bytes(32)).decode()}")
+            path.chmod(0o600)
+        text = path.read_text().strip()
+    keys: dict[str, bytes] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        key_id, _, secret = entry.partition(":")
+        try:
+            key = base64.b64decode(secret.replace("-", "+").replace("_", "/"), validate=True)
+        except binascii.Error:
+            key = b""
+        if not _AUDIT_KEY_ID.match(key_id) or key_id in keys:
+            raise ImproperlyConfigured(
+                f"AUDIT_HMAC_KEYS: key id {key_id!r} must be 1-32 of [A-Za-z0-9_.-], unique"
+            )
+        if len(key) < AUDIT_HMAC_KEY_MIN_BYTES:
+            raise ImproperlyConfigured(
+                f"AUDIT_HMAC_KEYS: key {key_id!r} must be base64 of at least "
+                f"{AUDIT_HMAC_KEY_MIN_BYTES} bytes"
+            )
+        keys[key_id] = key
+    if not keys:
+        raise ImproperlyConfigured("AUDIT_HMAC_KEYS holds no key")
+    return keys
+
+
+# Ordered: the first key signs new events and checkpoints; the others verify older ones.
+AUDIT_HMAC_KEYS = _audit_hmac_keys()
+# EU AI Act Art. 19: automatically generated logs are kept at least six months.
+AUDIT_RETENTION_MIN_DAYS = 183
+AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", str(AUDIT_RETENTION_MIN_DAYS)))
+if AUDIT_RETENTION_DAYS < AUDIT_RETENTION_MIN_DAYS:
+    raise ImproperlyConfigured(
+        f"AUDIT_RETENTION_DAYS={AUDIT_RETENTION_DAYS} is below the legal minimum of "
+        f"{AUDIT_RETENTION_MIN_DAYS} days (six months, EU AI Act Art. 19)"
+    )
+# Signed checkpoints of the chain head, kept outside the database (mount it elsewhere).
+AUDIT_CHECKPOINT_DIR = Path(
+    os.environ.get("AUDIT_CHECKPOINT_DIR", VAR_DIR / "audit-checkpoints")
+).resolve()
+AUDIT_CHECKPOINT_INTERVAL = float(os.environ.get("AUDIT_CHECKPOINT_INTERVAL", "300"))
+CELERY_BEAT_SCHEDULE["governance-audit-checkpoint"] = {
+    "task": "governance.audit_checkpoint",
+    "schedule": AUDIT_CHECKPOINT_INTERVAL,
+    # A checkpoint that waited longer than its interval is stale: the next one replaces it.
+    "options": {"queue": "default", "expires": AUDIT_CHECKPOINT_INTERVAL},
+}
+# Where `manage.py audit_archive` writes signed archives (and `audit_prune` looks for them).
+AUDIT_ARCHIVE_DIR = Path(os.environ.get("AUDIT_ARCHIVE_DIR", VAR_DIR / "audit-archive")).resolve()
 
 # --- API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
