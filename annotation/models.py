@@ -330,6 +330,9 @@ class DatasetSnapshot(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     access_parent = "project"
+    # A snapshot holds every annotator's answers and the gold answers: reading it (its row
+    # or its file) needs the project's export permission, not merely view.
+    access_parent_view_action = "export"
     access_parent_write_action = "export"
 
     class Meta:
@@ -375,6 +378,9 @@ class ImportJob(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     access_parent = "project"
+    # A job is the record of someone's upload (file name, rejected lines, external ids):
+    # only those who may import into the project (``change``) read it.
+    access_parent_view_action = "change"
 
     class Meta:
         ordering = ["-created_at"]

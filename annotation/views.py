@@ -575,7 +575,10 @@ class ExportView(DashboardView):
 
 
 class SnapshotDownloadView(ProjectMixin, View):
-    """Stream a dataset snapshot's file (anyone who may view the project)."""
+    """Stream a dataset snapshot's file: it holds every annotator's answers and the gold
+    answers, so it needs the project's export permission, as exporting does."""
+
+    project_action = "export"
 
     def get(self, request, *args, **kwargs):
         snapshot = (

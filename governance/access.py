@@ -9,8 +9,11 @@ Rules, in order:
    *object permission* grants the action on that one row.
 4. Models that live inside another object declare ``access_parent = "<field>"`` (e.g. an
    item inside a project): the action is granted where it is granted on the parent, with
-   ``view`` mapping to the parent's ``view`` and every write to ``access_parent_write_action``
-   (default ``change``).
+   ``view`` mapping to the parent's ``access_parent_view_action`` (default ``view``) and
+   every write to ``access_parent_write_action`` (default ``change``).  Rows that carry
+   more than their parent shows — a dataset snapshot holds every annotator's answers and
+   the gold answers — declare a stronger view action (``export``), so reading the row and
+   downloading its file need that permission everywhere, not just where a view checks it.
 
 The API base viewset (``rlhf_platform.api``) and the HTML view mixin
 (``rlhf_platform.views.RestrictedViewMixin``) call only these functions, so apps declare
@@ -49,7 +52,10 @@ def _parent(model: type[Model]) -> tuple[str, type[Model]] | None:
 
 
 def _parent_action(model: type[Model], action: str) -> str:
-    return "view" if action == "view" else getattr(model, "access_parent_write_action", "change")
+    """The parent's action that grants ``action`` on a child row of ``model``."""
+    if action == "view":
+        return getattr(model, "access_parent_view_action", "view")
+    return getattr(model, "access_parent_write_action", "change")
 
 
 def queryset_restrict(*, queryset: QuerySet, user, action: str = "view") -> QuerySet:

@@ -67,7 +67,8 @@ class ProjectViewSet(
         "consensus": "review",
         "recompute": "review",
         "stats": "review",
-        "exports": {"GET": "view", "POST": "export"},
+        # Listing snapshots reveals what was exported; their files hold every answer.
+        "exports": "export",
     }
 
     def perform_create(self, serializer):
@@ -264,7 +265,8 @@ class ProjectViewSet(
         """List the project's dataset snapshots (GET) or export a new one (POST)."""
         project = self.get_object()
         if request.method == "GET":
-            page = self.paginate_queryset(project.snapshots.select_related("created_by").all())
+            snapshots = selectors.snapshot_list(project=project, user=request.user)
+            page = self.paginate_queryset(snapshots)
             return self.get_paginated_response(s.SnapshotSerializer(page, many=True).data)
         data = s.ExportSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -295,6 +297,7 @@ class DatasetSnapshotViewSet(RestrictedReadOnlyViewSet):
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
+        """The snapshot's file (the project's export permission, like the row itself)."""
         snapshot = self.get_object()
         name = f"{snapshot.project_id}-{snapshot.sha256[:12]}.{exports.EXTENSIONS[snapshot.format]}"
         return FileResponse(snapshot.file.open("rb"), as_attachment=True, filename=name)

@@ -232,14 +232,14 @@ class TestReviewAndResults:
             r["margin"] == pytest.approx(r["confidence"], abs=1e-6) and r["margin"] > 0.5
             for r in rows
         )
-        # Reviewers may read snapshots but not export; outsiders see nothing.
+        # Reviewers may neither export nor read snapshots (they hold every answer).
         assert (
             api_as(rex)
             .post(f"{BASE}/{project.pk}/exports/", {"format": "trl"}, format="json")
             .status_code
             == 403
         )
-        assert api_as(rex).get(snapshot["download"]).status_code == 200
+        assert api_as(rex).get(snapshot["download"]).status_code == 404
         bad = api_as(rosa).post(
             f"{BASE}/{project.pk}/exports/",
             {"format": "trl", "filters": {"min_confidence": 2}},
