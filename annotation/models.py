@@ -18,8 +18,8 @@ def _pseudonym_key() -> str:
 class Project(models.Model):
     """An annotation project: guidelines, a question schema, and how items are shared out.
 
-    Membership (annotators, reviewers, researchers) is granted as django-guardian object
-    permissions on the project (``annotation.services.project_member_add``).
+    Membership (annotators, reviewers, researchers, viewers) is granted as django-guardian
+    object permissions on the project (``annotation.services.project_member_add``).
     """
 
     class Status(models.TextChoices):
@@ -67,6 +67,7 @@ class Project(models.Model):
             ("annotate_project", "Can annotate items of the project"),
             ("review_project", "Can review and adjudicate in the project"),
             ("export_project", "Can export datasets of the project"),
+            ("report_project", "Can read the project's agreement and annotator quality"),
         ]
 
     def __str__(self) -> str:

@@ -64,11 +64,20 @@ PROJECT_FIELDS = (
     "status",
 )
 
-# Which object permissions each project role grants.
+# Which object permissions each project role grants.  ``report`` reads the agreement and
+# annotator-quality figures; ``export`` the datasets, which hold every answer and the gold
+# answers; a viewer reads the project and its reports and changes nothing.
 MEMBER_PERMISSIONS = {
     "annotator": ["view_project", "annotate_project"],
-    "reviewer": ["view_project", "review_project"],
-    "researcher": ["view_project", "change_project", "review_project", "export_project"],
+    "reviewer": ["view_project", "review_project", "report_project"],
+    "researcher": [
+        "view_project",
+        "change_project",
+        "review_project",
+        "export_project",
+        "report_project",
+    ],
+    "viewer": ["view_project", "report_project"],
 }
 
 

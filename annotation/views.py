@@ -434,7 +434,7 @@ class DashboardView(ProjectMixin, View):
         user, project = self.request.user, self.project
         can = {
             action: access.user_can(user=user, action=action, obj=project)
-            for action in ("annotate", "review", "change", "export")
+            for action in ("annotate", "review", "change", "export", "report")
         }
         dashboard = selectors.project_dashboard(project=project)
         latest = (dashboard["latest"] or {}).get("metrics") or {}
@@ -463,7 +463,7 @@ class DashboardView(ProjectMixin, View):
                 for row in reversed(chart_data["history"])
             ],
             # Annotators see the project's progress, not their peers' quality.
-            "show_annotators": can["review"] or can["change"] or not can["annotate"],
+            "show_annotators": can["report"],
             "can": can,
             "can_recompute": can["review"] or can["change"],
             "import_form": forms.ItemImportForm(),

@@ -53,7 +53,7 @@ Keys: `1` A, `2` B, `3` tie, `s` skip, `?` help, `Enter` submit.
 
 
 def _demo_project(users: dict[str, object]) -> None:
-    """The demo project: real preference pairs, three annotators, a reviewer.
+    """The demo project: real preference pairs, three annotators, a reviewer, a viewer.
 
     Two of the demo annotators have already labelled the first items (mostly agreeing
     with the source preference, sometimes not), so the reviewer's disagreement queue and
@@ -71,6 +71,7 @@ def _demo_project(users: dict[str, object]) -> None:
     for username in ("annotator", "annotator2", "annotator3"):
         services.project_member_add(project=project, user=users[username], role="annotator")
     services.project_member_add(project=project, user=users["reviewer"], role="reviewer")
+    services.project_member_add(project=project, user=users["viewer"], role="viewer")
     with DEMO_DATA.open("rb") as handle:
         services.items_import(project=project, file=handle, fmt="trl")
     rng = random.Random(2026)

@@ -10,6 +10,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from annotation.selectors import project_list
 from governance import access
 from governance.selectors import system_health, user_roles
 from governance.services import user_theme_set
@@ -51,14 +52,22 @@ def healthz(request):
     return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
 
 
+HOME_PROJECTS = 10
+
+
 def home(request):
-    """Tells each role what it can do next."""
+    """Tells each role what it can do next; viewers find the dashboards shared with them."""
     if not request.user.is_authenticated:
         return redirect("login")
     roles = user_roles(user=request.user)
     if request.user.is_superuser and "admin" not in roles:
         roles = ["admin", *roles]
-    return render(request, "home.html", {"roles": roles})
+    context = {"roles": roles}
+    if "viewer" in roles:
+        reports = project_list(user=request.user, action="report")
+        context["report_projects"] = list(reports.order_by("name")[:HOME_PROJECTS])
+        context["report_projects_more"] = reports.count() > HOME_PROJECTS
+    return render(request, "home.html", context)
 
 
 @require_POST

@@ -66,7 +66,7 @@ class ProjectViewSet(
         "adjudicate": "review",
         "consensus": "review",
         "recompute": "review",
-        "stats": "review",
+        "stats": "report",
         # Listing snapshots reveals what was exported; their files hold every answer.
         "exports": "export",
     }

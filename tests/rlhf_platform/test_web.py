@@ -78,6 +78,8 @@ def test_demo_workspace_is_idempotent_and_every_demo_user_logs_in(client, settin
         for role in demo.roles:
             assert f'data-role="{role}"' in html
             roles_seen.add(role)
+        if demo.username == "viewer":  # the demo project's dashboard is shared with them
+            assert "Polite or rude? (demo)</a>" in html
         client.logout()
     assert roles_seen == {
         "admin",
