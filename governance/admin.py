@@ -34,9 +34,14 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    """Heartbeats are written by the workers themselves: read-only here."""
+
     list_display = ("hostname", "queues", "last_seen", "started_at")
     ordering = ("-last_seen",)
     readonly_fields = ("hostname", "queues", "last_seen", "started_at")
+
+    def has_add_permission(self, request):
+        return False  # every field is read-only: an added row could only fail (500)
 
 
 @admin.register(UserPreference)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
@@ -58,7 +59,7 @@ HOME_PROJECTS = 10
 def home(request):
     """Tells each role what it can do next; viewers find the dashboards shared with them."""
     if not request.user.is_authenticated:
-        return redirect("login")
+        return redirect_to_login(request.get_full_path())
     roles = user_roles(user=request.user)
     if request.user.is_superuser and "admin" not in roles:
         roles = ["admin", *roles]

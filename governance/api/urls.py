@@ -3,7 +3,10 @@ from rest_framework.routers import DefaultRouter
 
 from .views import AuditEventViewSet, me
 
+# No ``.json`` suffix routes: the API speaks JSON only, and the suffix variants of custom
+# actions (``projects/1/consensus.json``) answered 500 — the actions take no ``format``.
 router = DefaultRouter()
+router.include_format_suffixes = False
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [path("me/", me, name="api-me"), *router.urls]

@@ -1,0 +1,481 @@
+"""The RBAC matrix: every persona × every route of the URL conf × own / other project's
+object, each case asserted allowed or refused by its status code.
+
+Routes are enumerated from ``django.urls.get_resolver()`` (HTML pages, the API, the admin),
+so a route that is missing from ``ROUTES`` below fails ``test_every_route_is_in_the_matrix``.
+
+Personas (tests/conftest.py): ``anonymous``; ``anna`` annotator; ``rex`` reviewer; ``rosa``
+researcher; ``vic`` viewer; ``eve`` ethics committee; ``nobody`` (signed in, no role);
+``ada`` admin.
+
+Objects: "own" is the project Rosa runs, in which Anna annotates, Rex reviews and Vic views
+(with its items, snapshots, import jobs, ...); "other" is Otto's project, where none of
+them is a member, so there only Ada gets in, whatever the route (IDOR).  Routes naming a
+project *and* an object inside it are also tried as "mixed": one's own project with the
+other project's object, which nobody, not even Ada, may reach.  Routes naming no project
+object (the audit trail, users, ...) run once ("global"), and so do the admin's pages: the
+admin has no per-project rules (staff only), so one object of each model is enough there.
+
+Allowed means the route did its work or answered about the request (2xx, a redirect that
+is not to a login page, a 400 for the empty body the matrix sends, 409); refused means
+401, 403, 404 or a redirect to a login page.  A 5xx fails every case.  Every request runs
+in a savepoint that is rolled back, so cases do not change what later cases see.
+
+**Adding a route**: one line in ``ROUTES`` — the path as the URL conf spells it, with
+``<kwarg>`` for each parameter (converters and regexes dropped), each HTTP method it
+answers, and who may call it on their own project (one of the audiences below, or persona
+names).  A new URL parameter also needs a line in ``World.value``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import io
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.db import models, transaction
+from django.shortcuts import resolve_url
+from django.test import Client, override_settings
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from annotation import exports, services
+from annotation.consensus import consensus_recompute
+from annotation.models import Adjudication, DatasetSnapshot, ImportJob, Item, Project
+from governance.models import AuditEvent, UserPreference, WorkerHeartbeat
+from tests.annotation.conftest import label, pairs
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PERSONAS = ("anonymous", "anna", "rex", "rosa", "vic", "eve", "nobody", "ada")
+
+# -- Audiences: who may, on their own project ----------------------------------------------
+ANYONE = "anonymous anna rex rosa vic eve nobody ada"
+SIGNED_IN = "anna rex rosa vic eve nobody ada"
+NO_ONE = ""
+ADMINS = "ada"
+AUDITORS = "ada eve"  # the audit trail: admins and the ethics committee
+CREATORS = "ada rosa"  # may create projects (the researcher role)
+MEMBERS = "ada rosa rex anna vic"  # any role in the project, viewers included
+ANNOTATE = "ada anna"
+REVIEW = "ada rosa rex"
+REPORT = "ada rosa rex vic"  # agreement and annotator quality
+CHANGE = "ada rosa"  # settings, members, items, imports and import jobs
+EXPORT = "ada rosa"  # datasets: they hold every annotator's answers and the gold answers
+
+# fmt: off
+ROUTES: dict[str, dict[str, str]] = {
+    # -- pages ------------------------------------------------------------------------------
+    "":                                                    {"GET": SIGNED_IN},
+    "healthz":                                             {"GET": ANYONE},
+    "preferences/theme/":                                  {"POST": ANYONE},
+    "accounts/login/":                                     {"GET": ANYONE, "POST": ANYONE, "PUT": ANYONE},
+    "accounts/logout/":                                    {"POST": ANYONE},
+    "governance/audit/":                                   {"GET": AUDITORS},
+    "annotation/":                                         {"GET": SIGNED_IN, "POST": CREATORS},
+    "annotation/projects/<project_id>/":                   {"GET": MEMBERS},
+    "annotation/projects/<project_id>/queue/":             {"GET": ANNOTATE},
+    "annotation/projects/<project_id>/label/":             {"GET": ANNOTATE, "POST": ANNOTATE},
+    "annotation/projects/<project_id>/skip/":              {"POST": ANNOTATE},
+    "annotation/projects/<project_id>/review/":            {"GET": REVIEW},
+    "annotation/projects/<project_id>/review/<item_id>/":  {"GET": REVIEW, "POST": REVIEW},
+    "annotation/projects/<project_id>/recompute/":         {"GET": REVIEW, "POST": REVIEW},
+    "annotation/projects/<project_id>/import/":            {"GET": CHANGE, "POST": CHANGE},
+    "annotation/projects/<project_id>/export/":            {"GET": EXPORT, "POST": EXPORT},
+    "annotation/projects/<project_id>/snapshots/<snapshot_id>/download/": {"GET": EXPORT},
+    # -- API --------------------------------------------------------------------------------
+    "api/auth/token/":                                     {"POST": ANYONE},
+    "api/governance/":                                     {"GET": SIGNED_IN},
+    "api/governance/me/":                                  {"GET": SIGNED_IN},
+    "api/governance/audit-events/":                        {"GET": AUDITORS},
+    "api/governance/audit-events/<sequence>/":             {"GET": AUDITORS},
+    "api/annotation/":                                     {"GET": SIGNED_IN},
+    "api/annotation/projects/":                            {"GET": SIGNED_IN, "POST": CREATORS},
+    "api/annotation/projects/<pk>/":                       {"GET": MEMBERS, "PUT": CHANGE, "PATCH": CHANGE},
+    "api/annotation/projects/<pk>/members/":               {"POST": CHANGE, "DELETE": CHANGE},
+    "api/annotation/projects/<pk>/items/":                 {"GET": REVIEW, "POST": CHANGE},
+    "api/annotation/projects/<pk>/import/":                {"POST": CHANGE},
+    "api/annotation/projects/<pk>/next/":                  {"POST": ANNOTATE},
+    "api/annotation/projects/<pk>/submit/":                {"POST": ANNOTATE},
+    "api/annotation/projects/<pk>/skip/":                  {"POST": ANNOTATE},
+    "api/annotation/projects/<pk>/adjudicate/":            {"POST": REVIEW},
+    "api/annotation/projects/<pk>/consensus/":             {"GET": REVIEW},
+    "api/annotation/projects/<pk>/recompute/":             {"POST": REVIEW},
+    "api/annotation/projects/<pk>/stats/":                 {"GET": REPORT},
+    "api/annotation/projects/<pk>/exports/":               {"GET": EXPORT, "POST": EXPORT},
+    "api/annotation/snapshots/":                           {"GET": SIGNED_IN},  # rows filtered
+    "api/annotation/snapshots/<pk>/":                      {"GET": EXPORT},
+    "api/annotation/snapshots/<pk>/download/":             {"GET": EXPORT},
+    "api/annotation/import-jobs/":                         {"GET": SIGNED_IN},  # rows filtered
+    "api/annotation/import-jobs/<pk>/":                    {"GET": CHANGE},
+    "api/schema/":                                         {"GET": ANYONE},
+    "api/docs/":                                           {"GET": ANYONE},
+    # -- admin console: staff only (Ada); first matching pattern wins -----------------------
+    "admin/login/":                                        {"GET": ANYONE, "POST": ANYONE},
+    "admin/logout/":                                       {"POST": ANYONE},  # others: to /admin/
+    "admin/jsi18n/":                                       {"GET": ADMINS},
+    "admin/password_change/done/":                         {"GET": ADMINS},
+    "admin/<url>":                                         {"GET": NO_ONE},  # unknown: 404
+    "admin/r/<content_type_id>/<object_id>/":              {"GET": NO_ONE},  # no model has a URL
+    "admin/autocomplete/":                                 {"GET": NO_ONE},  # none declared
+    # Append-only records: not added, changed or deleted there, even by Ada.
+    "admin/governance/auditevent/add/":                    {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/auditevent/<object_id>/change/":     {"GET": ADMINS, "POST": NO_ONE},
+    "admin/governance/auditevent/<object_id>/delete/":     {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/annotation/annotation/<object_id>/change/":     {"GET": ADMINS, "POST": NO_ONE},
+    "admin/annotation/annotation/<object_id>/delete/":     {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/annotation/adjudication/<object_id>/change/":   {"GET": ADMINS, "POST": NO_ONE},
+    "admin/annotation/datasetsnapshot/<object_id>/change/": {"GET": ADMINS, "POST": NO_ONE},
+    "admin/annotation/datasetsnapshot/<object_id>/delete/": {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/annotation/importjob/add/":                     {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/workerheartbeat/add/":               {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/*":                                             {"GET": ADMINS, "POST": ADMINS},
+}
+# fmt: on
+
+#: Routes that answer 503 by design (a failing health check is an answer, not an error).
+ANSWERS_503 = {"healthz"}
+
+# -- Routes of the URL conf -----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    """One URL pattern: its normalised path (the ``ROUTES`` key) and its view."""
+
+    path: str
+    callback: Any
+
+    @property
+    def key(self) -> str:
+        return self.path
+
+    @property
+    def kwargs(self) -> list[str]:
+        return re.findall(r"<(\w+)>", self.path)
+
+
+def _normalise(pattern: str) -> str:
+    """``<int:project_id>`` → ``<project_id>``; ``^x/(?P<pk>[^/.]+)/$`` → ``x/<pk>/``."""
+    pattern = re.sub(r"<(?:\w+:)?(\w+)>", r"<\1>", pattern)
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("(?P<", i):
+            name_end = pattern.index(">", i)
+            name, depth, j = pattern[i + 4 : name_end], 1, name_end + 1
+            while depth:  # skip the group's regex, nested parentheses included
+                depth += {"(": 1, ")": -1}.get(pattern[j], 0)
+                j += 1
+            out.append(f"<{name}>")
+            i = j
+        else:
+            out.append(pattern[i])
+            i += 1
+    text = "".join(out)
+    return text.replace("^", "").replace("$", "")
+
+
+def _walk(patterns, prefix: str = "") -> Iterator[Route]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield Route(_normalise(prefix + str(pattern.pattern)), pattern.callback)
+
+
+def url_conf_routes() -> list[Route]:
+    """Every route of the URL conf, recursively, in order."""
+    return list(_walk(get_resolver().url_patterns))
+
+
+def expectation(route: Route) -> dict[str, str] | None:
+    """The route's line in ``ROUTES``: its own key, else the first matching pattern."""
+    if route.key in ROUTES:
+        return ROUTES[route.key]
+    for key, rule in ROUTES.items():
+        if "*" in key and fnmatch.fnmatchcase(route.key, key):
+            return rule
+    return None
+
+
+def supported_methods(callback) -> set[str] | None:
+    """The methods a class-based view or viewset answers (None for function views)."""
+    if getattr(callback, "actions", None):  # DRF adds "head" to it on the first request
+        return {method.upper() for method in callback.actions if method != "head"}
+    view_class = getattr(callback, "cls", None) or getattr(callback, "view_class", None)
+    if view_class is None:
+        return None
+    return {
+        method.upper()
+        for method in ("get", "post", "put", "patch", "delete")
+        if method in view_class.http_method_names and hasattr(view_class, method)
+    }
+
+
+# -- The world the cases run in -------------------------------------------------------------
+
+
+def _project_of(obj: models.Model) -> int | None:
+    if isinstance(obj, Project):
+        return obj.pk
+    return getattr(obj, "project_id", None)
+
+
+@dataclasses.dataclass
+class World:
+    """Two projects with something of every kind in them, and the global objects."""
+
+    own: Project
+    other: Project
+    users: dict[str, Any]
+    _values: dict[tuple[str, str, str], str] = dataclasses.field(default_factory=dict)
+
+    def object_in(self, model: type[models.Model], side: str) -> models.Model:
+        """A row of ``model`` in the own or the other project (or any row, if global)."""
+        queryset = model._default_manager.order_by("pk")
+        project = self.own if side == "own" else self.other
+        if model is Project:
+            return project
+        if any(f.name == "project" for f in model._meta.fields):
+            queryset = queryset.filter(project=project)
+        obj = queryset.first()
+        assert obj is not None, f"the matrix world has no {model.__name__} ({side})"
+        return obj
+
+    def value(self, route: Route, name: str, side: str) -> str:
+        """The URL parameter ``name`` of ``route`` for the case's object ``side``."""
+        child_side = "other" if side == "mixed" else side
+        parent_side = "own" if side == "mixed" else side
+        if name in ("project_id", "object_pk"):
+            return str(self.object_in(Project, parent_side).pk)
+        if name == "item_id":
+            return str(self.object_in(Item, child_side).pk)
+        if name == "snapshot_id":
+            return str(self.object_in(DatasetSnapshot, child_side).pk)
+        if name == "pk":  # API: the viewset's model
+            return str(self.object_in(route.callback.cls.queryset.model, child_side).pk)
+        if name == "sequence":
+            return str(AuditEvent.objects.order_by("sequence").first().sequence)
+        if name == "object_id":  # admin: admin/<app>/<model>/<object_id>/...
+            if route.path.startswith("admin/r/"):
+                return str(self.object_in(Project, child_side).pk)
+            app_label, model_name = route.path.split("/")[1:3]
+            model = apps.get_model(app_label, model_name)
+            return str(self.object_in(model, child_side).pk)
+        if name in ("id", "user_id"):
+            return str(self.users["anna"].pk)
+        if name == "group_id":
+            return str(Group.objects.get(name="reviewer").pk)
+        if name == "content_type_id":
+            return str(ContentType.objects.get_for_model(Project).pk)
+        if name == "app_label":
+            return "annotation"
+        if name == "url":
+            return "no-such-page/"
+        raise AssertionError(f"{route.path}: no value for <{name}>; add it to World.value")
+
+    def sides(self, route: Route) -> list[str]:
+        """Which objects the route is tried with: own/other (and mixed), or global."""
+        if route.path.startswith("admin/"):
+            return ["global"]
+        scoped = [n for n in route.kwargs if n in ("project_id", "item_id", "snapshot_id", "pk")]
+        if not scoped:
+            return ["global"]
+        return ["own", "other", "mixed"] if len(scoped) > 1 else ["own", "other"]
+
+    def url(self, route: Route, side: str) -> str:
+        path = route.path
+        for name in route.kwargs:
+            key = (route.path, name, side)
+            if key not in self._values:
+                self._values[key] = self.value(route, name, "own" if side == "global" else side)
+            path = path.replace(f"<{name}>", self._values[key], 1)
+        return "/" + path
+
+
+def _build_world(users: dict[str, Any]) -> World:
+    rosa, anna, ben, rex, vic, otto = (
+        users[n] for n in ("rosa", "anna", "ben", "rex", "vic", "otto")
+    )
+    own = services.project_create(created_by=rosa, name="Own", overlap=1)
+    for user, role in ((anna, "annotator"), (ben, "annotator"), (rex, "reviewer"), (vic, "viewer")):
+        services.project_member_add(project=own, user=user, role=role)
+    other = services.project_create(created_by=otto, name="Other", overlap=1)
+    services.project_member_add(project=other, user=otto, role="annotator")
+    for project, annotator, reviewer in ((own, ben, rex), (other, otto, otto)):
+        services.items_create_bulk(project=project, rows=pairs(3))
+        annotation = label(project, annotator, "A")
+        consensus_recompute(project=project)
+        services.adjudication_record(
+            project=project, item_id=annotation.item_id, reviewer=reviewer,
+            answer={"preference": {"choice": "B"}}, reason="checked",
+        )  # fmt: skip
+        exports.dataset_export(project=project, fmt="trl", user=project.created_by)
+        upload = io.BytesIO(json.dumps(pairs(1, prefix="job")[0]).encode())
+        upload.name = "job.jsonl"
+        services.import_job_create(project=project, user=project.created_by, file=upload)
+    Token.objects.get_or_create(user=users["ada"])
+    UserPreference.objects.create(user=anna, theme="dark")
+    WorkerHeartbeat.objects.create(
+        hostname="matrix@test", queues=["default"], last_seen=timezone.now(),
+        started_at=timezone.now(),
+    )  # fmt: skip
+    assert Adjudication.objects.count() == ImportJob.objects.count() == 2
+    return World(own=own, other=other, users=users)
+
+
+PERSONA_ROLES = {
+    "ada": ["admin"], "rosa": ["researcher"], "anna": ["annotator"], "ben": ["annotator"],
+    "rex": ["reviewer"], "eve": ["ethics_committee"], "vic": ["viewer"], "nobody": [],
+    "otto": ["researcher"],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker) -> Iterator[World]:
+    """One world for the whole module, built in a transaction that is rolled back at the
+    end (each test's own transaction nests inside it, as in Django's TestCase)."""
+    fast_hashing = override_settings(
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]
+    )
+    with django_db_blocker.unblock(), fast_hashing, transaction.atomic():
+        users = {
+            name: UserFactory(username=name, roles=roles, is_staff=name == "ada",
+                              is_superuser=name == "ada")
+            for name, roles in PERSONA_ROLES.items()
+        }  # fmt: skip
+        yield _build_world(users)
+        transaction.set_rollback(True)
+
+
+# -- Running one case -----------------------------------------------------------------------
+
+LOGIN_PAGES = (resolve_url(settings.LOGIN_URL), "/admin/login/")
+
+
+def outcome(route: Route, response) -> str:
+    """``allowed``, ``refused`` or ``error`` (5xx, or a method the route does not answer)."""
+    status = response.status_code
+    if status == 503 and route.key in ANSWERS_503:
+        return "allowed"
+    if status >= 500 or status == 405:
+        return "error"
+    if status in (401, 403, 404):
+        return "refused"
+    location = response.get("Location", "") if 300 <= status < 400 else ""
+    if location.startswith(LOGIN_PAGES) and "next=" in location:
+        return "refused"
+    return "allowed"
+
+
+def send(client: Client, method: str, url: str):
+    """One request in a savepoint that is rolled back, with an empty body."""
+    options: dict[str, Any] = {}
+    if method != "GET" and url.startswith("/api/"):
+        options = {"data": "{}", "content_type": "application/json"}
+    with transaction.atomic():
+        response = getattr(client, method.lower())(url, **options)
+        transaction.set_rollback(True)
+    return response
+
+
+def leaked_rows(route: Route, response, world: World) -> list[dict]:
+    """Rows of the other project in an API list (IDOR through a list instead of an id)."""
+    if not route.path.startswith("api/annotation/") or route.kwargs:
+        return []
+    if response.status_code != 200 or "application/json" not in response.get("Content-Type", ""):
+        return []
+    rows = response.json().get("results", []) if isinstance(response.json(), dict) else []
+    is_project_list = route.key == "api/annotation/projects/"
+    return [
+        row for row in rows
+        if row.get("project") == world.other.pk or (is_project_list and row.get("id") == world.other.pk)
+    ]  # fmt: skip
+
+
+def client_for(persona: str, world: World) -> Client:
+    client = Client(raise_request_exception=False)  # a 500 is a case's outcome
+    if persona != "anonymous":
+        client.force_login(world.users[persona])
+    return client
+
+
+def matrix_cases(world: World, persona: str) -> Iterator[tuple[Route, str, str, set[str]]]:
+    """(route, method, object side, who may) for every case of the matrix."""
+    for route in url_conf_routes():
+        rule = expectation(route)
+        assert rule is not None, route.path  # test_every_route_is_in_the_matrix says how
+        for method, who in rule.items():
+            if route.path.startswith("admin/") and method != "GET" and persona not in who:
+                # The admin refuses non-staff in one wrapper, before the view and whatever
+                # the method: GET stands for every method there.
+                continue
+            for side in world.sides(route):
+                allowed = set(who.split())
+                if side == "other":
+                    allowed &= {"ada"}  # nobody else is a member of the other project
+                elif side == "mixed":
+                    allowed = set()  # an object reached through a project it is not in
+                yield route, method, side, allowed
+
+
+# -- The tests ------------------------------------------------------------------------------
+
+
+def test_every_route_is_in_the_matrix():
+    """A route or a method that is not declared in ``ROUTES`` fails here."""
+    problems = []
+    for route in url_conf_routes():
+        rule = expectation(route)
+        if rule is None:
+            problems.append(
+                f"{route.path!r} is not in the RBAC matrix: add a line to ROUTES in "
+                f"{__name__.replace('.', '/')}.py, e.g.\n"
+                f'    "{route.key}": {{"GET": MEMBERS}},\n'
+                "with each method the route answers and who may call it on their own project."
+            )
+            continue
+        # The admin site's own views answer every method and refuse non-staff centrally.
+        methods = None if route.key.startswith("admin/") else supported_methods(route.callback)
+        if methods is not None and methods != set(rule):
+            problems.append(
+                f"{route.key!r} answers {sorted(methods)} but ROUTES declares {sorted(rule)}: "
+                "make its line list exactly the methods it answers."
+            )
+    for key in ROUTES:
+        if "*" not in key and not any(r.key == key for r in url_conf_routes()):
+            problems.append(f"{key!r} is in ROUTES but no longer in the URL conf: remove it.")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_rbac_matrix(persona, world):
+    """Every route × method × object, for one persona: allowed exactly where declared."""
+    client = client_for(persona, world)
+    wrong = []
+    for route, method, side, allowed in matrix_cases(world, persona):
+        url = world.url(route, side)
+        response = send(client, method, url)
+        expected = "allowed" if persona in allowed else "refused"
+        got = outcome(route, response)
+        if got != expected:
+            wrong.append(
+                f"{method} {url} ({side}): expected {expected}, got {response.status_code}"
+            )
+        elif persona != "ada" and (leaks := leaked_rows(route, response, world)):
+            wrong.append(f"{method} {url}: lists {len(leaks)} row(s) of the other project")
+        session = client.cookies.get(settings.SESSION_COOKIE_NAME)
+        if persona != "anonymous" and not (session and session.value):
+            client.force_login(world.users[persona])  # a logout case signed them out
+    assert not wrong, f"{persona}: {len(wrong)} case(s) differ from ROUTES:\n" + "\n".join(wrong)
