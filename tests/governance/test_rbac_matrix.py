@@ -4,9 +4,9 @@ object, each case asserted allowed or refused by its status code.
 Routes are enumerated from ``django.urls.get_resolver()`` (HTML pages, the API, the admin),
 so a route that is missing from ``ROUTES`` below fails ``test_every_route_is_in_the_matrix``.
 
-Personas (tests/conftest.py): ``anonymous``; ``anna`` annotator; ``rex`` reviewer; ``rosa``
-researcher; ``vic`` viewer; ``eve`` ethics committee; ``nobody`` (signed in, no role);
-``ada`` admin.
+Personas (those of tests/conftest.py, created once for the module): ``anonymous``; ``anna``
+annotator; ``rex`` reviewer; ``rosa`` researcher; ``vic`` viewer; ``eve`` ethics committee;
+``nobody`` (signed in, no role); ``ada`` admin.
 
 Objects: "own" is the project Rosa runs, in which Anna annotates, Rex reviews and Vic views
 (with its items, snapshots, import jobs, ...); "other" is Otto's project, where none of
@@ -24,7 +24,8 @@ in a savepoint that is rolled back, so cases do not change what later cases see.
 **Adding a route**: one line in ``ROUTES`` — the path as the URL conf spells it, with
 ``<kwarg>`` for each parameter (converters and regexes dropped), each HTTP method it
 answers, and who may call it on their own project (one of the audiences below, or persona
-names).  A new URL parameter also needs a line in ``World.value``.
+names).  A new URL parameter also needs a line in ``World.value``.  Admin pages follow the
+``admin/*`` line unless listed before it (first match wins).
 """
 
 from __future__ import annotations
