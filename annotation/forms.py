@@ -14,6 +14,8 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from rlhf_platform.validation import JSONInputError, json_parse, path_join, text_validate
+
 from . import importers
 from .models import DatasetSnapshot
 
@@ -32,9 +34,12 @@ IMPORT_FORMAT_LABELS = {
 class ProjectCreateForm(forms.Form):
     """The few settings a researcher chooses when creating a project from the web UI."""
 
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(max_length=200, validators=[text_validate])
     guidelines = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4}), help_text="Markdown."
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Markdown.",
+        validators=[text_validate],
     )
     overlap = forms.IntegerField(
         min_value=1, max_value=50, initial=3, help_text="Distinct annotators per item."
@@ -90,9 +95,9 @@ def _int_or_raw(value: str) -> int | str:
 
 def _json_field(data, name: str, field: str) -> Any:
     try:
-        return json.loads(data[name])
-    except ValueError:
-        raise ValidationError({field: ["is not valid JSON"]}) from None
+        return json_parse(data[name])
+    except JSONInputError as exc:
+        raise ValidationError({path_join(field, exc.path): [exc.reason]}) from None
 
 
 def answer_from_post(*, questions: list[dict], data, n_responses: int) -> Any:
@@ -127,7 +132,7 @@ def answer_from_post(*, questions: list[dict], data, n_responses: int) -> Any:
             answer[name] = sorted(range(n_responses), key=lambda i: ranks[i])
         elif q["type"] == "text":
             if data.get(prefix, ""):
-                answer[name] = data[prefix]
+                answer[name] = data[prefix]  # checked by annotation.schema with the rest
         elif q["type"] == "spans":
             if data.get(prefix, "").strip():
                 answer[name] = _json_field(data, prefix, field)

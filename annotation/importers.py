@@ -125,6 +125,9 @@ from itertools import islice
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import IO, Any, TypeVar
 
+from rlhf_platform.validation import json_problem
+from rlhf_platform.validation import text_problem as _bad_text
+
 __all__ = [
     "FORMATS",
     "MAX_EXTERNAL_ID_CHARS",
@@ -255,7 +258,6 @@ def content_id(prompt: str, responses: Iterable[str]) -> str:
 _DECODER = json.JSONDecoder()
 _WS = re.compile(r"[ \t\r\n]*")
 _ARRAY_SEP = re.compile(r"[ \t\r\n,]*")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Bracket matching used to skip a broken JSON element: strings (possibly unterminated at the
 # end of a line) and brackets.
 _STRUCT = re.compile(r'"(?:[^"\\\n]|\\.)*"?|[{}\[\]]')
@@ -678,39 +680,10 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _bad_text(value: str) -> str | None:
-    """Why ``value`` cannot be stored in PostgreSQL, or None."""
-    if "\x00" in value:
-        return "contains a NUL character"
-    if not value.isascii():
-        match = _SURROGATE.search(value)
-        if match:
-            if "\udc80" <= match.group() <= "\udcff":
-                return "contains bytes that are not valid UTF-8"
-            return "contains an unpaired surrogate"
-    return None
-
-
 def _bad_json(value: Any) -> str | None:
-    """Like :func:`_bad_text` for every string (and float) inside a JSON value."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            reason = _bad_text(item)
-            if reason:
-                return reason
-        elif isinstance(item, dict):
-            for key, val in item.items():
-                reason = _bad_text(key)
-                if reason:
-                    return reason
-                stack.append(val)
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, float) and not math.isfinite(item):
-            return "contains NaN or Infinity"
-    return None
+    """Like :func:`_bad_text` for every string, float and nesting level of a JSON value."""
+    problem = json_problem(value)
+    return problem[1] if problem else None
 
 
 def _letter_index(token: str) -> int:

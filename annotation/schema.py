@@ -24,6 +24,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from rlhf_platform.validation import json_validate, text_problem
+
 QUESTION_TYPES = ("pairwise", "ranking", "rating", "text", "spans", "tags")
 PRIMARY_TYPES = ("pairwise", "ranking", "rating")
 PAIRWISE_CODES = {"A": 0, "tie": 1, "B": 2}
@@ -41,10 +43,17 @@ def _fail(field: str, reason: str) -> ValidationError:
     return ValidationError({field: [reason]})
 
 
+def _text_check(value: str, field: str) -> None:
+    reason = text_problem(value)
+    if reason:
+        raise _fail(field, reason)
+
+
 def question_schema_validate(schema: Any) -> dict[str, Any]:
     """Check a project's question schema; return it normalised (defaults filled in)."""
     if not isinstance(schema, dict) or not isinstance(schema.get("questions"), list):
         raise _fail("question_schema", 'must be an object {"questions": [...]}')
+    json_validate(schema, field="question_schema")
     questions = schema["questions"]
     if not questions:
         raise _fail("question_schema.questions", "needs at least one question")
@@ -172,6 +181,7 @@ def _validate_one(
             raise _fail(field, "must be text")
         if len(value) > q["max_length"]:
             raise _fail(field, f"longer than {q['max_length']} characters")
+        _text_check(value, field)
         return value, None, None
     if qtype == "spans":
         if value is None:
@@ -191,10 +201,13 @@ def _validate_one(
                 raise _fail(
                     where, f"span {start!r}..{end!r} is outside the response text (0..{length})"
                 )
-            label = span.get("label", "")
+            label = span.get("label") or ""
             if q["labels"] and label not in q["labels"]:
                 raise _fail(f"{where}.label", f"must be one of {', '.join(q['labels'])}")
-            clean_spans.append({"response": r, "start": start, "end": end, "label": label or ""})
+            if not isinstance(label, str):
+                raise _fail(f"{where}.label", "must be text")
+            _text_check(label, f"{where}.label")
+            clean_spans.append({"response": r, "start": start, "end": end, "label": label})
         return clean_spans, None, None
     # tags
     if value is None:

@@ -40,6 +40,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 from governance import access
 from governance.services import audit_event_record
 from rlhf_platform.db import bulk_upsert
+from rlhf_platform.validation import texts_validate
 
 from . import importers, schema
 from .errors import AssignmentConflict, IdempotencyConflict, ItemImportError, RowError
@@ -86,6 +87,7 @@ def _project_snapshot(project: Project) -> dict[str, Any]:
 
 
 def _project_validate(project: Project) -> None:
+    texts_validate(name=project.name, guidelines=project.guidelines)
     project.question_schema = schema.question_schema_validate(project.question_schema)
     project.full_clean(exclude=["created_by", "pseudonym_key"])
 
@@ -533,6 +535,7 @@ def annotation_submit(
     """
     if not idempotency_key or len(idempotency_key) > 100:
         raise ValidationError({"idempotency_key": ["is required, at most 100 characters"]})
+    texts_validate(idempotency_key=idempotency_key)
     now = timezone.now()
     with transaction.atomic():
         assignment = (
@@ -580,6 +583,7 @@ def assignment_skip(*, project: Project, item_id: int, annotator, reason: str = 
         raise ValidationError({"item": ["this project does not allow skipping"]})
     if project.skip_policy == Project.SkipPolicy.REASON and not reason.strip():
         raise ValidationError({"reason": ["this project asks for a reason when skipping"]})
+    texts_validate(reason=reason)
     assignment = (
         Assignment.objects.select_for_update()
         .filter(project=project, item_id=item_id, annotator=annotator)
@@ -602,6 +606,7 @@ def adjudication_record(
     """A reviewer's decision on an item; it overrides the computed consensus (audited)."""
     if not reason or not reason.strip():
         raise ValidationError({"reason": ["an adjudication needs a reason"]})
+    texts_validate(reason=reason)
     item = Item.objects.filter(project=project, pk=item_id).first()
     if item is None:
         raise ValidationError({"item": ["not an item of this project"]})
@@ -692,9 +697,11 @@ def import_job_create(*, project: Project, user, file, fmt: str = "auto") -> Imp
         raise ValidationError({"format": [f"must be one of {', '.join(importers.FORMATS)}"]})
     from .tasks import import_job_run_task
 
+    original_name = (getattr(file, "name", "") or "")[:255]
+    texts_validate(file=original_name)
     with transaction.atomic():
         job = ImportJob(project=project, created_by=user, format=fmt)
-        job.original_name = (getattr(file, "name", "") or "")[:255]
+        job.original_name = original_name
         upload = file if isinstance(file, File) else File(file)
         job.file.save(f"{project.pk}-{uuid.uuid4().hex}.upload", upload, save=False)
         job.save()

@@ -1,5 +1,7 @@
 import django_filters
 
+from rlhf_platform.filters import UTCDateTimeFilter
+
 from .models import AuditEvent
 
 
@@ -12,8 +14,8 @@ class AuditEventFilterSet(django_filters.FilterSet):
     object_type = django_filters.CharFilter(lookup_expr="iexact")
     object_id = django_filters.CharFilter()
     request_id = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="timestamp", lookup_expr="lt")
+    since = UTCDateTimeFilter(field_name="timestamp", lookup_expr="gte")
+    until = UTCDateTimeFilter(field_name="timestamp", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent

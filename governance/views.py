@@ -25,3 +25,9 @@ class AuditEventListView(RestrictedViewMixin, ListView):
         query.pop("page", None)
         context["query_string"] = query.urlencode()
         return context
+
+    def render_to_response(self, context, **response_kwargs):
+        # A filter that does not validate is the caller's mistake: say so with a 400.
+        if self.filterset.is_bound and not self.filterset.is_valid():
+            response_kwargs.setdefault("status", 400)
+        return super().render_to_response(context, **response_kwargs)

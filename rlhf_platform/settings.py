@@ -300,6 +300,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rlhf_platform.permissions.RolePermission"],
+    # JSON only by default (views that take uploads opt in to multipart): a 400, never a
+    # 500, for invalid, too deep or unstorable JSON (rlhf_platform.validation).
+    "DEFAULT_PARSER_CLASSES": ["rlhf_platform.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rlhf_platform.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [

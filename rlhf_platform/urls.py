@@ -2,12 +2,19 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, MultiPartParser
 
 from . import views
+from .parsers import JSONParser
 
 api_patterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    # DRF's token view names its own parsers; give it the project's JSON parser.
+    path(
+        "auth/token/",
+        ObtainAuthToken.as_view(parser_classes=[JSONParser, FormParser, MultiPartParser]),
+        name="api-token",
+    ),
     path("governance/", include("governance.api.urls")),
     path("annotation/", include("annotation.api.urls")),
 ]

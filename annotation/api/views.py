@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from annotation import exports, selectors, services
@@ -55,7 +55,6 @@ class ProjectViewSet(
     queryset = Project.objects.select_related("created_by").order_by("-created_at")
     serializer_class = s.ProjectSerializer
     filterset_fields = ["status"]
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
     action_permissions = {
         "members": "change",
         "items": {"GET": "review", "POST": "change"},
@@ -124,7 +123,12 @@ class ProjectViewSet(
         request={"multipart/form-data": s.ImportSerializer},
         responses={201: s.ImportResultSerializer, 202: s.ImportJobSerializer},
     )
-    @action(detail=True, methods=["post"], url_path="import")
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[MultiPartParser, FormParser],
+    )
     def import_items(self, request, pk=None):
         """Import a JSONL, CSV, TRL, Label Studio or Argilla file (streamed, all-or-nothing)."""
         project = self.get_object()
