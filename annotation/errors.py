@@ -11,6 +11,10 @@ class AssignmentConflict(Conflict):
     """The annotator holds no live assignment for the item (HTTP 409)."""
 
 
+class ProjectClosed(Conflict):
+    """The project is archived: it hands out no items and takes no answers (HTTP 409)."""
+
+
 class IdempotencyConflict(Conflict):
     """An idempotency key was reused for a different item (HTTP 409)."""
 

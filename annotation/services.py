@@ -43,7 +43,13 @@ from rlhf_platform.db import bulk_upsert
 from rlhf_platform.validation import texts_validate
 
 from . import importers, schema
-from .errors import AssignmentConflict, IdempotencyConflict, ItemImportError, RowError
+from .errors import (
+    AssignmentConflict,
+    IdempotencyConflict,
+    ItemImportError,
+    ProjectClosed,
+    RowError,
+)
 from .models import Adjudication, Annotation, Assignment, ImportJob, Item, ItemConsensus, Project
 from .selectors import project_item_count_forget
 
@@ -433,12 +439,50 @@ def _open_item(project: Project, annotator, *, gold: bool) -> Item | None:
     )
 
 
+def _live_assignment(project: Project, annotator) -> Assignment | None:
+    """The annotator's unexpired lock in the project, if any."""
+    return (
+        Assignment.objects.filter(
+            project=project,
+            annotator=annotator,
+            status=Assignment.Status.LOCKED,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("item")
+        .first()
+    )
+
+
+def _annotator_serialise(project: Project, annotator) -> None:
+    """Make one annotator's assignment requests in a project wait for each other until the
+    current transaction ends.
+
+    Two ``next`` calls of one annotator (a double click, two tabs, a client retry) would
+    otherwise both find no live lock and, SKIP LOCKED passing each by the other's row,
+    lock two items.  PostgreSQL: a transaction-scoped advisory lock keyed on both ids, so
+    other annotators never wait.  SQLite: nothing to do, every transaction is IMMEDIATE and
+    already holds the database's write lock.
+    """
+    if connection.vendor != "postgresql":
+        return
+    name = f"annotation.assignment:{project.pk}:{annotator.pk}".encode()
+    key = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
 def _assignment_lock(project: Project, annotator, *, want_gold: bool) -> Assignment | None:
-    """Lock one open item for the annotator, in one short transaction."""
+    """Lock one open item for the annotator (or return the lock a concurrent request of
+    theirs just took), in one short transaction."""
     now = timezone.now()
     for _attempt in range(3):
         try:
             with transaction.atomic():
+                _annotator_serialise(project, annotator)
+                # Re-checked under the lock: the request we waited for may have locked one.
+                live = _live_assignment(project, annotator)
+                if live is not None:
+                    return live
                 item = _open_item(project, annotator, gold=True) if want_gold else None
                 if item is None:
                     item = _open_item(project, annotator, gold=False)
@@ -478,6 +522,12 @@ def _assignment_lock(project: Project, annotator, *, want_gold: bool) -> Assignm
     return None
 
 
+def _project_open_check(project: Project) -> None:
+    """Refuse work in an archived project (read fresh: the caller's copy may be stale)."""
+    if Project.objects.filter(pk=project.pk, status=Project.Status.ARCHIVED).exists():
+        raise ProjectClosed("project: the project is archived; it takes no more answers")
+
+
 def assignment_next(
     *, project: Project, annotator, rng: random.Random | None = None
 ) -> Assignment | None:
@@ -486,23 +536,17 @@ def assignment_next(
     The item has fewer than N submitted-or-locked annotations, is not one this annotator
     answered, skipped or holds, and comes first by priority, then by nearness to
     completion.  Gold items are mixed in at the project's ratio.  Correct under
-    concurrency: PostgreSQL row locks with SKIP LOCKED; on SQLite every transaction is
-    IMMEDIATE, so assignment runs one writer at a time.  Expired locks still count
-    towards N until they are reclaimed — here, when no open item is left, and every
-    minute by beat — so the limit is never exceeded, only briefly over-counted.
+    concurrency: PostgreSQL row locks with SKIP LOCKED, and one annotator's concurrent
+    calls serialised so they share one lock; on SQLite every transaction is IMMEDIATE, so
+    assignment runs one writer at a time.  Expired locks still count towards N until they
+    are reclaimed — here, when no open item is left, and every minute by beat — so the
+    limit is never exceeded, only briefly over-counted.  An archived project raises
+    ProjectClosed (409); a draft or paused one has nothing to hand out (None).
     """
+    _project_open_check(project)
     if project.status != Project.Status.ACTIVE:
         return None
-    live = (
-        Assignment.objects.filter(
-            project=project,
-            annotator=annotator,
-            status=Assignment.Status.LOCKED,
-            expires_at__gt=timezone.now(),
-        )
-        .select_related("item")
-        .first()
-    )
+    live = _live_assignment(project, annotator)
     if live is not None:
         return live
     want_gold = project.gold_ratio > 0 and (rng or random).random() < project.gold_ratio
@@ -529,9 +573,11 @@ def annotation_submit(
 ) -> tuple[Annotation, bool]:
     """Record an annotator's answer; returns ``(annotation, created)``.
 
-    Needs the annotator's live assignment for the item (else AssignmentConflict, 409).
-    A retry with the same idempotency key returns the original annotation, even when the
-    retry races the original (the assignment row lock serialises them).
+    Needs the annotator's live assignment for the item (else AssignmentConflict, 409) in
+    a project that is not archived (else ProjectClosed, 409).  A retry with the same
+    idempotency key returns the original annotation, even when the retry races the
+    original (the assignment row lock serialises them), and even once the project is
+    archived.
     """
     if not idempotency_key or len(idempotency_key) > 100:
         raise ValidationError({"idempotency_key": ["is required, at most 100 characters"]})
@@ -549,6 +595,7 @@ def annotation_submit(
         existing = _existing_annotation(annotator, idempotency_key, item_id)
         if existing is not None:
             return existing, False
+        _project_open_check(project)
         if assignment is None or assignment.status != Assignment.Status.LOCKED:
             state = "no assignment" if assignment is None else f"assignment is {assignment.status}"
             raise AssignmentConflict(f"item: you hold no live assignment for this item ({state})")

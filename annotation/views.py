@@ -29,7 +29,7 @@ from rlhf_platform.views import RestrictedViewMixin
 
 from . import exports, forms, schema, selectors, services
 from .consensus import consensus_recompute
-from .errors import AssignmentConflict, IdempotencyConflict, ItemImportError
+from .errors import AssignmentConflict, IdempotencyConflict, ItemImportError, ProjectClosed
 from .models import Item, Project
 
 MAX_SHOWN_IMPORT_ERRORS = 50
@@ -158,19 +158,20 @@ class LabelView(ProjectMixin, View):
     project_action = "annotate"
 
     def get(self, request, *args, **kwargs):
-        assignment = services.assignment_next(project=self.project, annotator=request.user)
+        try:
+            assignment = services.assignment_next(project=self.project, annotator=request.user)
+        except ProjectClosed:
+            return self.render_nothing_to_label(status=409)
         if assignment is None:
-            return self.render(
-                "annotation/done.html",
-                {
-                    "progress": selectors.annotator_progress(
-                        project=self.project, annotator=request.user
-                    )
-                },
-            )
+            return self.render_nothing_to_label()
         return self.render_item(
             assignment.item, idempotency_key=str(uuid.uuid4()), previous=self.previous_item()
         )
+
+    def render_nothing_to_label(self, *, status: int = 200) -> TemplateResponse:
+        """The "done" page; it says why when the project is not active."""
+        progress = selectors.annotator_progress(project=self.project, annotator=self.request.user)
+        return self.render("annotation/done.html", {"progress": progress}, status=status)
 
     def previous_item(self) -> dict | None:
         """Feedback on the item this annotator just answered (non-blind projects only)."""
@@ -213,6 +214,9 @@ class LabelView(ProjectMixin, View):
                 errors=forms.errors_by_field(exc),
                 status=400,
             )
+        except ProjectClosed:
+            self.project.refresh_from_db(fields=["status"])
+            return self.render_nothing_to_label(status=409)
         except (AssignmentConflict, IdempotencyConflict) as exc:
             messages.error(request, f"{exc} Here is your next item.")
             return redirect("annotation:label", project_id=self.project.pk)
