@@ -48,6 +48,14 @@ EXTENSIONS = {
     "label_studio": "json",
     "argilla": "json",
 }
+# What a download of each format is served as.
+MEDIA_TYPES = {
+    "trl": "application/jsonl",
+    "parquet": "application/vnd.apache.parquet",
+    "csv": "text/csv",
+    "label_studio": "application/json",
+    "argilla": "application/json",
+}
 BATCH = 2000
 
 

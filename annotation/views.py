@@ -25,6 +25,7 @@ from django.views.generic import ListView
 from django.views.generic.detail import SingleObjectMixin
 
 from governance import access
+from rlhf_platform.validation import MAX_OBJECT_ID
 from rlhf_platform.views import RestrictedViewMixin
 
 from . import exports, forms, schema, selectors, services
@@ -42,11 +43,13 @@ def guidelines_html(project: Project) -> str:
     )
 
 
-def _post_int(request, name: str) -> int | None:
+def _post_id(request, name: str) -> int | None:
+    """A posted row id, or None when it is not one (not a number, or out of range)."""
     try:
-        return int(request.POST.get(name, ""))
+        value = int(request.POST.get(name, ""))
     except ValueError:
         return None
+    return value if 1 <= value <= MAX_OBJECT_ID else None
 
 
 class ProjectListView(RestrictedViewMixin, ListView):
@@ -185,7 +188,7 @@ class LabelView(ProjectMixin, View):
         }
 
     def post(self, request, *args, **kwargs):
-        item_id = _post_int(request, "item_id")
+        item_id = _post_id(request, "item_id")
         item = None
         if item_id is not None:
             item = selectors.project_item(project=self.project, item_id=item_id, user=request.user)
@@ -269,7 +272,7 @@ class SkipView(ProjectMixin, View):
     project_action = "annotate"
 
     def post(self, request, *args, **kwargs):
-        item_id = _post_int(request, "item_id")
+        item_id = _post_id(request, "item_id")
         if item_id is None:
             return HttpResponseBadRequest("item_id: must be an item id")
         try:

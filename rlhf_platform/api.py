@@ -137,17 +137,30 @@ def _error_response(response, exc, context, fields: dict | None = None) -> Respo
         message = str(getattr(exc, "detail", exc))
         codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         code = codes if isinstance(codes, str) else "error"
-    request = context.get("request")
-    body = {
+    body = error_body(
+        status=response.status_code,
+        code=code,
+        message=message,
+        fields=fields,
+        request=context.get("request"),
+    )
+    return Response(body, status=response.status_code, headers=_copy_headers(response))
+
+
+def error_body(
+    *, status: int, code: str, message: str, fields: dict | None = None, request=None, **extra
+) -> dict:
+    """The one API error shape (``extra`` adds keys beside the standard ones)."""
+    return {
         "error": {
-            "status": response.status_code,
+            "status": status,
             "code": code,
             "message": message,
-            "fields": fields,
+            "fields": fields or {},
             "request_id": getattr(request, "request_id", "") if request else "",
+            **extra,
         }
     }
-    return Response(body, status=response.status_code, headers=_copy_headers(response))
 
 
 def _copy_headers(response) -> dict[str, str]:

@@ -309,7 +309,7 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "rlhf_platform.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "rlhf_platform.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

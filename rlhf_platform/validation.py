@@ -26,6 +26,9 @@ from django.core.exceptions import ValidationError
 #: real item, answer or schema needs, far below Python's recursion limit.
 MAX_JSON_DEPTH = 64
 
+#: The largest row id (a signed 64-bit primary key); larger numbers cannot be looked up.
+MAX_OBJECT_ID = 2**63 - 1
+
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _KEY_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Strings, brackets and colons of a JSON text, to locate too-deep nesting without recursion.

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,6 +16,8 @@ from annotation.selectors import project_list
 from governance import access
 from governance.selectors import system_health, user_roles
 from governance.services import user_theme_set
+
+from .api import error_body
 
 
 class RestrictedViewMixin(LoginRequiredMixin):
@@ -43,6 +46,15 @@ class RestrictedViewMixin(LoginRequiredMixin):
         return access.queryset_restrict(
             queryset=super().get_queryset(), user=self.request.user, action=self.access_action
         )
+
+
+def page_not_found(request, exception):
+    """``handler404``: no route under ``/api/`` answers in the API's error shape (JSON), so
+    a client always gets what the schema documents; every other path gets the HTML page."""
+    if request.path.startswith("/api/"):
+        body = error_body(status=404, code="not_found", message="Not found.", request=request)
+        return JsonResponse(body, status=404)
+    return defaults.page_not_found(request, exception)
 
 
 @require_GET

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 from annotation.models import (
@@ -10,6 +11,8 @@ from annotation.models import (
     ProjectStats,
 )
 from annotation.services import MEMBER_PERMISSIONS, PROJECT_FIELDS
+from rlhf_platform.openapi import ErrorDetailSerializer
+from rlhf_platform.validation import MAX_OBJECT_ID
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -83,6 +86,40 @@ class ImportResultSerializer(serializers.Serializer):
     skipped_existing = serializers.IntegerField()
 
 
+def object_id_field() -> serializers.IntegerField:
+    """A row id in a request body: a positive 64-bit integer (larger ones cannot be looked
+    up — the database rejects them — so they are a 400 here)."""
+    return serializers.IntegerField(min_value=1, max_value=MAX_OBJECT_ID)
+
+
+class RejectedRowSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class ImportErrorDetailSerializer(ErrorDetailSerializer):
+    """The error shape plus every rejected row (up to 1,000) of an all-or-nothing import."""
+
+    rows = RejectedRowSerializer(many=True, required=False, help_text="When rows were rejected.")
+    truncated = serializers.BooleanField(required=False)
+
+
+class ImportErrorSerializer(serializers.Serializer):
+    error = ImportErrorDetailSerializer()
+
+    class Meta:
+        ref_name = "ImportError"
+
+
+IMPORT_REJECTED = OpenApiResponse(
+    ImportErrorSerializer, description="Invalid rows: nothing was imported; `rows` lists them."
+)
+
+
+class QueuedSerializer(serializers.Serializer):
+    queued = serializers.BooleanField()
+
+
 class MemberSerializer(serializers.Serializer):
     username = serializers.CharField()
     role = serializers.ChoiceField(choices=list(MEMBER_PERMISSIONS))
@@ -103,7 +140,7 @@ class NextItemSerializer(serializers.Serializer):
 
 
 class SubmitSerializer(serializers.Serializer):
-    item = serializers.IntegerField()
+    item = object_id_field()
     answer = serializers.JSONField()
     idempotency_key = serializers.CharField(max_length=100, required=False)
 
@@ -119,12 +156,12 @@ class AnnotationSerializer(serializers.Serializer):
 
 
 class SkipSerializer(serializers.Serializer):
-    item = serializers.IntegerField()
+    item = object_id_field()
     reason = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
 class AdjudicateSerializer(serializers.Serializer):
-    item = serializers.IntegerField()
+    item = object_id_field()
     answer = serializers.JSONField()
     reason = serializers.CharField(max_length=5000)
 

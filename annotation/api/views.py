@@ -7,7 +7,8 @@ custom action declares the project permission it needs in ``action_permissions``
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.http import FileResponse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -18,28 +19,24 @@ from annotation import exports, selectors, services
 from annotation.errors import ItemImportError
 from annotation.models import DatasetSnapshot, ImportJob, ItemConsensus, Project
 from annotation.tasks import consensus_recompute_task
-from rlhf_platform.api import RestrictedReadOnlyViewSet, RestrictedViewSetMixin
+from rlhf_platform.api import RestrictedReadOnlyViewSet, RestrictedViewSetMixin, error_body
+from rlhf_platform.openapi import CONFLICT
 
 from . import serializers as s
 
 
 def _import_error_response(request, exc: ItemImportError) -> Response:
     """400 in the shared error shape, with every rejected row's line and reason."""
-    rows = [{"line": e.line, "reason": e.reason} for e in exc.errors]
-    return Response(
-        {
-            "error": {
-                "status": 400,
-                "code": "invalid",
-                "message": str(exc),
-                "fields": {"file": [f"line {e.line}: {e.reason}" for e in exc.errors[:20]]},
-                "rows": rows,
-                "truncated": exc.truncated,
-                "request_id": getattr(request, "request_id", ""),
-            }
-        },
-        status=status.HTTP_400_BAD_REQUEST,
+    body = error_body(
+        status=400,
+        code="invalid",
+        message=str(exc),
+        fields={"file": [f"line {e.line}: {e.reason}" for e in exc.errors[:20]]},
+        request=request,
+        rows=[{"line": e.line, "reason": e.reason} for e in exc.errors],
+        truncated=exc.truncated,
     )
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
 
 class ProjectViewSet(
@@ -102,9 +99,9 @@ class ProjectViewSet(
     @extend_schema(
         methods=["POST"],
         request=s.ItemBulkCreateSerializer,
-        responses={201: s.ImportResultSerializer},
+        responses={201: s.ImportResultSerializer, 400: s.IMPORT_REJECTED},
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
     def items(self, request, pk=None):
         """List the project's items (GET) or create up to 10,000 at once (POST, all-or-nothing)."""
         project = self.get_object()
@@ -121,7 +118,13 @@ class ProjectViewSet(
 
     @extend_schema(
         request={"multipart/form-data": s.ImportSerializer},
-        responses={201: s.ImportResultSerializer, 202: s.ImportJobSerializer},
+        responses={
+            201: s.ImportResultSerializer,
+            202: OpenApiResponse(
+                s.ImportJobSerializer, description="Queued on a worker (background=true)."
+            ),
+            400: s.IMPORT_REJECTED,
+        },
     )
     @action(
         detail=True,
@@ -150,7 +153,7 @@ class ProjectViewSet(
             raise ValidationError({"format": [str(exc)]}) from exc
         return Response(s.ImportResultSerializer(result).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, responses=s.NextItemSerializer)
+    @extend_schema(request=None, responses={200: s.NextItemSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def next(self, request, pk=None):
         """Lock and return the next item for the calling annotator (item null when done)."""
@@ -166,7 +169,7 @@ class ProjectViewSet(
 
     @extend_schema(
         request=s.SubmitSerializer,
-        responses={201: s.AnnotationSerializer, 200: s.AnnotationSerializer},
+        responses={201: s.AnnotationSerializer, 200: s.AnnotationSerializer, 409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
@@ -190,7 +193,7 @@ class ProjectViewSet(
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=s.SkipSerializer, responses={204: None})
+    @extend_schema(request=s.SkipSerializer, responses={204: None, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def skip(self, request, pk=None):
         """Give the locked item back; it is not offered to this annotator again."""
@@ -221,8 +224,15 @@ class ProjectViewSet(
         )
         return Response(s.AdjudicationSerializer(adjudication).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=s.ConsensusSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        responses=s.ConsensusSerializer(many=True),
+        parameters=[
+            OpenApiParameter(
+                "max_agreement", OpenApiTypes.DOUBLE, description="Only items at most this agreed."
+            )
+        ],
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
     def consensus(self, request, pk=None):
         """Per-item consensus labels; ``?max_agreement=`` finds disagreements."""
         project = self.get_object()
@@ -239,7 +249,7 @@ class ProjectViewSet(
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(s.ConsensusSerializer(page, many=True).data)
 
-    @extend_schema(request=None, responses={202: None})
+    @extend_schema(request=None, responses={202: s.QueuedSerializer})
     @action(detail=True, methods=["post"])
     def recompute(self, request, pk=None):
         """Queue a consensus and quality recomputation now."""
@@ -264,7 +274,7 @@ class ProjectViewSet(
     @extend_schema(
         methods=["POST"], request=s.ExportSerializer, responses={201: s.SnapshotSerializer}
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
     def exports(self, request, pk=None):
         """List the project's dataset snapshots (GET) or export a new one (POST)."""
         project = self.get_object()
@@ -298,10 +308,26 @@ class DatasetSnapshotViewSet(RestrictedReadOnlyViewSet):
     serializer_class = s.SnapshotSerializer
     filterset_fields = ["project", "format"]
 
-    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    @extend_schema(
+        responses={
+            (200, media_type): (
+                # Label Studio and Argilla exports are JSON arrays of tasks or records.
+                {"type": "array", "items": {"type": "object"}}
+                if media_type == "application/json"
+                else bytes
+            )
+            for media_type in sorted(set(exports.MEDIA_TYPES.values()))
+        }
+    )
     @action(detail=True, methods=["get"])
     def download(self, request, pk=None):
-        """The snapshot's file (the project's export permission, like the row itself)."""
+        """The snapshot's file in its format's media type (the project's export permission,
+        like the row itself)."""
         snapshot = self.get_object()
         name = f"{snapshot.project_id}-{snapshot.sha256[:12]}.{exports.EXTENSIONS[snapshot.format]}"
-        return FileResponse(snapshot.file.open("rb"), as_attachment=True, filename=name)
+        return FileResponse(
+            snapshot.file.open("rb"),
+            as_attachment=True,
+            filename=name,
+            content_type=exports.MEDIA_TYPES[snapshot.format],
+        )

@@ -207,3 +207,29 @@ def test_answers_are_still_taken(api_as, anna, project, locked):
     )
     assert response.status_code == 201, response.content
     assert Annotation.objects.get().answer["rationale"] == "ünï 😀 fine"
+
+
+# -- ids out of the database's range --------------------------------------------------------
+
+HUGE = 3671302772171262132224  # found by Schemathesis: a 500 on submit
+
+
+@pytest.mark.parametrize("action", ["submit", "skip", "adjudicate"])
+def test_ids_beyond_64_bits_are_a_400(api_as, ada, project, action):
+    body = {
+        "item": HUGE,
+        "answer": {"preference": {"choice": "A"}},
+        "reason": "r",
+        "idempotency_key": "k",
+    }
+    response = api_as(ada).post(f"{BASE}/{project.pk}/{action}/", body, format="json")
+    assert "item" in fields_of(response)
+
+
+def test_pages_take_ids_beyond_64_bits_as_no_item(client, password, anna, project, locked):
+    client.login(username="anna", password=password)
+    response = label_post(client, project, HUGE, answer='{"preference": {"choice": "A"}}')
+    assert response.status_code == 400
+    assert client.get(f"/annotation/projects/{HUGE}/label/").status_code == 404
+    client.login(username="rex", password=password)
+    assert client.get(f"/annotation/projects/{project.pk}/review/{HUGE}/").status_code == 404
