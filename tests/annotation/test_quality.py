@@ -1,4 +1,4 @@
-"""Tests for annotation.quality (pure numpy; no Django needed).
+"""Tests for the annotation.quality package (pure numpy; no Django needed).
 
 Run with:
     python -m pytest -p no:django -p no:cacheprovider --noconftest tests/annotation/test_quality.py
@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from annotation import quality as q
+from annotation.quality.annotators import _group_medians
 
 SNOW_CSV = Path("/work/shared/data/snow2008-rte-crowd.csv")
 nan = np.nan
@@ -380,7 +381,7 @@ def test_vectorised_matches_naive(seed, ds_prior):
 def test_group_medians_even_and_odd_sizes():
     groups = np.array([2, 0, 2, 0, 0, 2, 2])
     values = np.array([4.0, 3.0, 1.0, 1.0, 2.0, 3.0, 2.0])
-    np.testing.assert_allclose(q._group_medians(groups, values, 4), [2.0, nan, 2.5, nan])
+    np.testing.assert_allclose(_group_medians(groups, values, 4), [2.0, nan, 2.5, nan])
 
 
 # --------------------------------------------------------------------------------------------
