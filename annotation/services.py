@@ -35,7 +35,7 @@ from django.core.files import File
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
-from guardian.shortcuts import assign_perm, remove_perm
+from guardian.shortcuts import assign_perm, get_user_perms, remove_perm
 
 from governance import access
 from governance.services import audit_event_record
@@ -163,8 +163,22 @@ def project_member_add(*, project: Project, user, role: str) -> None:
 
 @transaction.atomic
 def project_member_remove(*, project: Project, user, role: str) -> None:
-    """Withdraw a project role from a user (audited)."""
-    for codename in _member_permissions(role):
+    """Withdraw a project role from a user, keeping what their other roles there need
+    (audited).
+
+    Roles share permissions (``view_project``, ``report_project``) and memberships are stored
+    only as permissions, so the user's other roles are read back from them: a role is still
+    held when the user has all of its permissions and they are not all part of the removed
+    role (a role inside it, as viewer is inside reviewer, cannot be told apart from it and
+    goes with it).
+    """
+    removed = set(_member_permissions(role))
+    held = set(get_user_perms(user, project))
+    still_needed = set()
+    for other, permissions in MEMBER_PERMISSIONS.items():
+        if other != role and held >= set(permissions) and not removed >= set(permissions):
+            still_needed.update(permissions)
+    for codename in sorted(removed - still_needed):
         remove_perm(f"annotation.{codename}", user, project)
     access.permissions_cache_clear(user=user)
     audit_event_record(

@@ -71,6 +71,27 @@ def test_members_and_bulk_items(api_as, project, rosa, vic):
     assert api_as(vic).get(f"{BASE}/{project.pk}/items/").status_code == 403
 
 
+def test_losing_one_of_two_roles_keeps_the_other(api_as, project, rosa, anna):
+    # Anna annotates and reviews; taking reviewing away must leave her labelling.
+    members = f"{BASE}/{project.pk}/members/"
+    client = api_as(rosa)
+    assert client.post(members, {"username": "anna", "role": "reviewer"}).status_code == 204
+    assert client.delete(members, {"username": "anna", "role": "reviewer"}).status_code == 204
+    anna_client = api_as(anna)
+    next_item = anna_client.post(f"{BASE}/{project.pk}/next/")
+    assert next_item.status_code == 200, next_item.content
+    payload = {"item": next_item.json()["item"]["id"], "answer": {"preference": {"choice": "A"}}}
+    submitted = anna_client.post(
+        f"{BASE}/{project.pk}/submit/", payload, format="json", HTTP_IDEMPOTENCY_KEY="k-1"
+    )
+    assert submitted.status_code == 201, submitted.content
+    # ... but she no longer reviews or reads the reports.
+    assert anna_client.get(f"{BASE}/{project.pk}/consensus/").status_code == 403
+    assert anna_client.get(f"{BASE}/{project.pk}/stats/").status_code == 403
+    removal = AuditEvent.objects.get(action="project.member_remove")
+    assert removal.before == {"user": "anna", "role": "reviewer"}
+
+
 def test_file_import_reports_line_numbers_and_writes_nothing(api_as, project, rosa):
     lines = [json.dumps({"prompt": f"p{i}", "chosen": "c", "rejected": "r"}) for i in range(5)]
     lines[3] = json.dumps({"prompt": "p3", "chosen": "c"})

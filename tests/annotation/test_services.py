@@ -1,4 +1,4 @@
-"""Annotation services: imports, assignment, submission, skips and adjudication."""
+"""Annotation services: members, imports, assignment, submission, skips and adjudication."""
 
 import io
 import json
@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from guardian.shortcuts import get_user_perms
 
 from annotation import services
 from annotation.errors import AssignmentConflict, IdempotencyConflict, ItemImportError
@@ -16,6 +17,31 @@ from tests.annotation.conftest import label, pairs
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
+
+
+class TestMembers:
+    @pytest.mark.parametrize(
+        ("roles", "removed", "left"),
+        [
+            # Roles share view_project and report_project: the remaining role keeps them.
+            (["annotator", "reviewer"], "reviewer", {"view_project", "annotate_project"}),
+            (
+                ["annotator", "reviewer"],
+                "annotator",
+                {"view_project", "review_project", "report_project"},
+            ),
+            (["viewer", "annotator"], "viewer", {"view_project", "annotate_project"}),
+            # Roles inside the removed one (viewer and reviewer inside researcher) go with it.
+            (["researcher"], "researcher", set()),
+        ],
+    )
+    def test_removing_a_role_keeps_what_the_other_roles_need(
+        self, project, vic, roles, removed, left
+    ):
+        for role in roles:
+            services.project_member_add(project=project, user=vic, role=role)
+        services.project_member_remove(project=project, user=vic, role=removed)
+        assert set(get_user_perms(vic, project)) == left
 
 
 class TestImport:
