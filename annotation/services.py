@@ -37,7 +37,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, get_user_perms, remove_perm
 
-from governance import access
+from governance import access, security_audit
 from governance.services import audit_event_record
 from rlhf_platform.db import bulk_upsert
 from rlhf_platform.validation import texts_validate
@@ -153,8 +153,9 @@ def _member_permissions(role: str) -> list[str]:
 @transaction.atomic
 def project_member_add(*, project: Project, user, role: str) -> None:
     """Grant a user a role in one project (object permissions; audited)."""
-    for codename in _member_permissions(role):
-        assign_perm(f"annotation.{codename}", user, project)
+    with security_audit.silenced():  # one member_add event, not one per permission row
+        for codename in _member_permissions(role):
+            assign_perm(f"annotation.{codename}", user, project)
     access.permissions_cache_clear(user=user)
     audit_event_record(
         action="project.member_add", obj=project, after={"user": user.get_username(), "role": role}
@@ -178,8 +179,9 @@ def project_member_remove(*, project: Project, user, role: str) -> None:
     for other, permissions in MEMBER_PERMISSIONS.items():
         if other != role and held >= set(permissions) and not removed >= set(permissions):
             still_needed.update(permissions)
-    for codename in sorted(removed - still_needed):
-        remove_perm(f"annotation.{codename}", user, project)
+    with security_audit.silenced():  # one member_remove event, not one per permission row
+        for codename in sorted(removed - still_needed):
+            remove_perm(f"annotation.{codename}", user, project)
     access.permissions_cache_clear(user=user)
     audit_event_record(
         action="project.member_remove",

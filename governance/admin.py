@@ -1,6 +1,34 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 
+from . import security_audit
 from .models import AuditEvent, UserPreference, WorkerHeartbeat
+
+
+class RelationsAuditedOnceMixin:
+    """An admin form replaces a user's groups or a group's permissions with ``set()``,
+    which Django carries out as a remove and an add: record the form's change of each
+    relation as one audit event, with the whole before and after."""
+
+    def save_related(self, request, form, formsets, change):
+        with security_audit.m2m_changes_coalesced():
+            super().save_related(request, form, formsets, change)
+
+
+admin.site.unregister(get_user_model())
+admin.site.unregister(Group)
+
+
+@admin.register(get_user_model())
+class AttuneUserAdmin(RelationsAuditedOnceMixin, UserAdmin):
+    """Django's user admin; every security change made here is audited (security_audit)."""
+
+
+@admin.register(Group)
+class AttuneGroupAdmin(RelationsAuditedOnceMixin, GroupAdmin):
+    """Django's group (role) admin, with its permission changes audited once per save."""
 
 
 @admin.register(AuditEvent)

@@ -10,6 +10,7 @@ class GovernanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from . import security_audit
         from .audit import sqlite_maintenance_function_register
         from .roles import roles_sync_after_migrate
 
@@ -17,3 +18,4 @@ class GovernanceConfig(AppConfig):
         connection_created.connect(
             sqlite_maintenance_function_register, dispatch_uid="governance.audit_maintenance"
         )
+        security_audit.connect()

@@ -78,4 +78,9 @@ def roles_sync_after_migrate(sender, **kwargs) -> None:
     # signal, which has not run yet: create them all now (idempotent).
     for app_config in global_apps.get_app_configs():
         create_permissions(app_config, verbosity=0, using=using)
-    roles_sync()
+    from .security_audit import silenced
+
+    # Off the audit trail: the declaration is code, reviewed and versioned in this file,
+    # and applying it on every migrate is nobody's action.
+    with silenced():
+        roles_sync()

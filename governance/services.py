@@ -349,14 +349,17 @@ def user_create(
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
         raise ValueError(f"roles: unknown role(s) {', '.join(unknown)}")
-    user = get_user_model().objects.create_user(
-        username=username,
-        password=password,
-        email=email,
-        is_staff=is_staff,
-        is_superuser=is_superuser,
-    )
-    user.groups.set(Group.objects.filter(name__in=roles))
+    from .security_audit import silenced
+
+    with silenced():  # this one event stands for the creation and its roles
+        user = get_user_model().objects.create_user(
+            username=username,
+            password=password,
+            email=email,
+            is_staff=is_staff,
+            is_superuser=is_superuser,
+        )
+        user.groups.set(Group.objects.filter(name__in=roles))
     audit_event_record(
         action="user.create",
         obj=user,
@@ -380,8 +383,11 @@ def user_roles_set(*, user, roles: list[str]):
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
         raise ValueError(f"roles: unknown role(s) {', '.join(unknown)}")
+    from .security_audit import silenced
+
     before = sorted(user.groups.filter(name__in=list(ROLES)).values_list("name", flat=True))
-    user.groups.set(Group.objects.filter(name__in=roles))
+    with silenced():  # recorded below, with the roles only
+        user.groups.set(Group.objects.filter(name__in=roles))
     audit_event_record(
         action="user.roles_set", obj=user, before={"roles": before}, after={"roles": sorted(roles)}
     )

@@ -14,13 +14,15 @@ def test_anonymous_home_redirects_to_login(client):
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
 
-def test_wrong_credentials_are_refused_and_nothing_written(client, anna):
+def test_wrong_credentials_are_refused_and_only_the_failure_is_audited(client, anna):
     before = AuditEvent.objects.count()
     response = client.post("/accounts/login/", {"username": "anna", "password": "wrong"})
     assert response.status_code == 200
     assert b"didn't match" in response.content
     assert "_auth_user_id" not in client.session
-    assert AuditEvent.objects.count() == before
+    assert AuditEvent.objects.count() == before + 1
+    event = AuditEvent.objects.latest("sequence")
+    assert event.action == "auth.login_failed" and event.after == {"username": "anna"}
 
 
 def test_login_and_logout(client, anna, password):
