@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions, permissions, viewsets
+from rest_framework import exceptions, permissions, throttling, viewsets
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -22,6 +22,15 @@ class ConflictError(exceptions.APIException):
     status_code = 409
     default_code = "conflict"
     default_detail = "The request conflicts with the current state."
+
+
+class ClientAddressThrottle(throttling.ScopedRateThrottle):
+    """The view's ``throttle_scope`` rate, counted per client address even for a caller
+    that is logged in: for endpoints that take credentials, where who the caller claims
+    to be proves nothing yet."""
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 # DRF action -> the access action it needs.  Viewsets extend this for custom actions.

@@ -11,7 +11,8 @@ from . import request_context
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-def _client_ip(request) -> str | None:
+def client_ip(request) -> str | None:
+    """The client's address, for the audit trail and the login lockout."""
     # REMOTE_ADDR only: X-Forwarded-For is caller-controlled unless a trusted proxy sets it,
     # and a deployment behind one should rewrite REMOTE_ADDR at the proxy.
     return request.META.get("REMOTE_ADDR") or None
@@ -28,7 +29,7 @@ class RequestContextMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         rid = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = rid
-        with request_context.bind(request_id_value=rid, ip=_client_ip(request)):
+        with request_context.bind(request_id_value=rid, ip=client_ip(request)):
             response = self.get_response(request)
         response["X-Request-ID"] = rid
         return response

@@ -13,6 +13,7 @@ import importlib.util
 import os
 import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -78,6 +79,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "axes",
     "governance",
     "annotation",
     "models_registry",
@@ -95,6 +97,8 @@ MIDDLEWARE = [
     "rlhf_platform.middleware.RequestUserMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so it sees the login views' outcome and answers a lockout with a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "rlhf_platform.urls"
@@ -206,6 +210,8 @@ WORKER_HEARTBEAT_MAX_AGE = int(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "45"))
 
 # --- Auth, permissions --------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out account or address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -214,6 +220,25 @@ GUARDIAN_RAISE_403 = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Brute-force protection (django-axes): after LOGIN_FAILURE_LIMIT failures for one username,
+# or from one client address, further logins for it are refused with a 429 for the
+# cool-off period.  Failures are counted in the database (axes' AccessAttempt), so every
+# web process sees the same count; a success resets the count.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("LOGIN_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# A fixed cool-off: more tries during a lockout do not extend it, so an attacker cannot
+# keep a victim's account locked for ever by trying once in a while.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The address the audit trail records (REMOTE_ADDR; X-Forwarded-For is caller-controlled).
+AXES_CLIENT_IP_CALLABLE = "rlhf_platform.middleware.client_ip"
+AXES_LOCKOUT_CALLABLE = "rlhf_platform.views.login_locked_out"
+# Logins are on the audit trail already; axes keeps only the failure counts.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -311,6 +336,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "rlhf_platform.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "rlhf_platform.api.exception_handler",
+    # Rates for throttle scopes; "auth" guards the token endpoint, per client address.
+    "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("AUTH_THROTTLE_RATE", "10/min")},
+    # Trust no X-Forwarded-For: behind a proxy, the proxy sets REMOTE_ADDR (see
+    # rlhf_platform.middleware.client_ip), so a caller cannot pick its throttle bucket.
+    "NUM_PROXIES": 0,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

@@ -2,19 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.parsers import FormParser, MultiPartParser
+
+from governance.api.views import AuthTokenView
 
 from . import views
-from .parsers import JSONParser
 
 api_patterns = [
-    # DRF's token view names its own parsers; give it the project's JSON parser.
-    path(
-        "auth/token/",
-        ObtainAuthToken.as_view(parser_classes=[JSONParser, FormParser, MultiPartParser]),
-        name="api-token",
-    ),
+    path("auth/token/", AuthTokenView.as_view(), name="api-token"),
     path("governance/", include("governance.api.urls")),
     path("annotation/", include("annotation.api.urls")),
 ]

@@ -103,3 +103,35 @@ def theme_set(request):
         response = redirect(target)
     response.set_cookie("theme", theme, max_age=365 * 24 * 3600, samesite="Lax")
     return response
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer to a login from a locked-out account or address: a 429 with
+    Retry-After, as the project's JSON error for API callers and as a page for people."""
+    from axes.helpers import get_cool_off
+
+    cool_off = get_cool_off(request)
+    seconds = int(cool_off.total_seconds()) if cool_off else 0
+    minutes = max(1, -(-seconds // 60))
+    message = (
+        "Too many failed logins for this account or from this address. "
+        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+    )
+    wants_json = request.path.startswith("/api/") or "application/json" in request.headers.get(
+        "Accept", ""
+    )
+    if wants_json:
+        body = {
+            "error": {
+                "status": 429,
+                "code": "locked_out",
+                "message": message,
+                "fields": {},
+                "request_id": getattr(request, "request_id", ""),
+            }
+        }
+        response = JsonResponse(body, status=429)
+    else:
+        response = render(request, "registration/locked_out.html", {"message": message}, status=429)
+    response["Retry-After"] = str(seconds)
+    return response

@@ -22,6 +22,8 @@ from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.http import HttpRequest
+from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -122,6 +124,21 @@ def vic(db):
 @pytest.fixture
 def nobody(db):
     return UserFactory(username="nobody")
+
+
+class AxesAwareClient(Client):
+    """Django's test client whose ``login()`` goes through the login lockout like a
+    browser's: django-axes needs the request (for the client address) to count it."""
+
+    def login(self, **credentials):
+        request = HttpRequest()
+        request.META["REMOTE_ADDR"] = "127.0.0.1"
+        return super().login(request=request, **credentials)
+
+
+@pytest.fixture
+def client():
+    return AxesAwareClient()
 
 
 @pytest.fixture

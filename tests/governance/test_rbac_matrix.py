@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -141,6 +142,9 @@ ROUTES: dict[str, dict[str, str]] = {
     "admin/annotation/datasetsnapshot/<object_id>/delete/": {"GET": NO_ONE, "POST": NO_ONE},
     "admin/annotation/importjob/add/":                     {"GET": NO_ONE, "POST": NO_ONE},
     "admin/governance/workerheartbeat/add/":               {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/axes/accessattempt/add/":                       {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/axes/accesslog/add/":                           {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/axes/accessfailurelog/add/":                    {"GET": NO_ONE, "POST": NO_ONE},
     "admin/*":                                             {"GET": ADMINS, "POST": ADMINS},
 }
 # fmt: on
@@ -328,6 +332,12 @@ def _build_world(users: dict[str, Any]) -> World:
         services.import_job_create(project=project, user=project.created_by, file=upload)
     Token.objects.get_or_create(user=users["ada"])
     UserPreference.objects.create(user=anna, theme="dark")
+    # django-axes' admin pages (the login lockout's records) need a row of each.
+    attempt = {"username": "anna", "ip_address": "10.0.0.1", "user_agent": "matrix",
+               "http_accept": "*/*", "path_info": "/accounts/login/"}  # fmt: skip
+    AccessAttempt.objects.create(**attempt, get_data="", post_data="", failures_since_start=1)
+    AccessFailureLog.objects.create(**attempt)
+    AccessLog.objects.create(**attempt)
     WorkerHeartbeat.objects.create(
         hostname="matrix@test", queues=["default"], last_seen=timezone.now(),
         started_at=timezone.now(),
