@@ -2,13 +2,19 @@
 
 from django.urls import path
 
+from rlhf_platform.content_security import plotly_charts
+
 from . import views
 
 app_name = "annotation"
 
 urlpatterns = [
     path("", views.ProjectListView.as_view(), name="project-list"),
-    path("projects/<int:project_id>/", views.DashboardView.as_view(), name="project-dashboard"),
+    path(
+        "projects/<int:project_id>/",
+        plotly_charts(views.DashboardView.as_view()),
+        name="project-dashboard",
+    ),
     path("projects/<int:project_id>/queue/", views.QueueView.as_view(), name="queue"),
     path("projects/<int:project_id>/label/", views.LabelView.as_view(), name="label"),
     path("projects/<int:project_id>/skip/", views.SkipView.as_view(), name="skip"),

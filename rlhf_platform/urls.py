@@ -1,11 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from governance.api.views import AuthTokenView
 
-from . import views
+from . import content_security, views
 
 api_patterns = [
     path("auth/token/", AuthTokenView.as_view(), name="api-token"),
@@ -24,7 +24,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "api/docs/",
+        content_security.api_docs(content_security.ApiDocsView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
 ]
 
 handler404 = "rlhf_platform.views.page_not_found"

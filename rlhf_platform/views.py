@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
@@ -101,7 +102,14 @@ def theme_set(request):
         response = JsonResponse({"theme": theme})
     else:
         response = redirect(target)
-    response.set_cookie("theme", theme, max_age=365 * 24 * 3600, samesite="Lax")
+    response.set_cookie(
+        "theme",
+        theme,
+        max_age=365 * 24 * 3600,
+        samesite="Lax",
+        httponly=True,  # read by the server only
+        secure=settings.SESSION_COOKIE_SECURE,
+    )
     return response
 
 

@@ -34,7 +34,9 @@ def test_the_account_is_locked_after_the_limit_with_a_429_page(client, anna, pas
     response = client.post(LOGIN, {"username": "anna", "password": password})
     assert response.status_code == 429 and "_auth_user_id" not in client.session
     # ... from any address: the lock is on the account.
-    response = client.post(LOGIN, {"username": "anna", "password": password}, REMOTE_ADDR="10.9.9.9")
+    response = client.post(
+        LOGIN, {"username": "anna", "password": password}, REMOTE_ADDR="10.9.9.9"
+    )
     assert response.status_code == 429 and "_auth_user_id" not in client.session
     failures = AuditEvent.objects.filter(action="auth.login_failed", after__username="anna")
     assert failures.count() == LIMIT + 2
