@@ -310,6 +310,9 @@ class TestThroughTheOrmAndCommands:
         annotation_services.project_member_add(project=project, user=anna, role="researcher")
         assert [e.action for e in trail.new()] == ["project.member_add"]
         trail = Trail()
+        annotation_services.project_member_remove(project=project, user=anna, role="researcher")
+        assert [e.action for e in trail.new()] == ["project.member_remove"]
+        trail = Trail()
         user_create(username="newbie", password="a-long-passphrase", roles=["annotator"])
         assert [e.action for e in trail.new()] == ["user.create"]
 
