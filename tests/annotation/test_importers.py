@@ -16,14 +16,16 @@ from typing import Any
 
 import pytest
 
-from annotation import importers
 from annotation.importers import (
     ParsedRow,
     content_id,
     detect_format,
     iter_batches,
+    json_reader,
+    limits,
     parse_rows,
 )
+from annotation.importers.duplicates import SeenIds
 
 # --------------------------------------------------------------------------------------------
 # Helpers
@@ -238,7 +240,7 @@ def test_crlf_and_lone_cr_line_endings() -> None:
 
 
 def test_too_long_line_is_reported_and_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importers, "MAX_RECORD_CHARS", 100)
+    monkeypatch.setattr(limits, "MAX_RECORD_CHARS", 100)
     data = jsonl(
         {"prompt": "p", "responses": ["a", "b"]},
         {"prompt": "x" * 200, "responses": ["a", "b"]},
@@ -434,7 +436,7 @@ def test_csv_malformed_records(monkeypatch: pytest.MonkeyPatch) -> None:
     rows = parse(f'{header}p1,"{huge}",b\np2,a,b\n', "csv")
     assert errors(rows) == [(2, "CSV: field larger than field limit (131072)")]
     assert rows[1].ok and rows[1].line == 3
-    monkeypatch.setattr(importers, "MAX_RECORD_CHARS", 50)
+    monkeypatch.setattr(limits, "MAX_RECORD_CHARS", 50)
     rows = parse(f'{header}p1,a,b\n"p2\n{huge}\nend",a,b\np3,{huge},b\np4,a,b\n', "csv")
     assert [(r.line, r.error) for r in rows] == [
         (2, None),
@@ -555,7 +557,7 @@ def test_json_array_parsing_is_independent_of_chunk_size(
         ]
     )
     expected_unicode = parse(unicode_tasks, "label_studio")
-    monkeypatch.setattr(importers, "_CHUNK", chunk)
+    monkeypatch.setattr(json_reader, "_CHUNK", chunk)
     assert parse(LS_ARRAY_WITH_BAD_RECORD_ON_LINE_7, "label_studio") == expected
     assert parse(unicode_tasks, "label_studio") == expected_unicode
     assert [r.error for r in expected_unicode] == [
@@ -817,7 +819,7 @@ def test_duplicate_external_ids() -> None:
 
 
 def test_seen_ids_table_grows() -> None:
-    seen = importers._SeenIds(capacity=4)
+    seen = SeenIds(capacity=4)
     ids = [f"id-{i}" for i in range(10_000)]
     assert [seen.add(x, n) for n, x in enumerate(ids, 1)] == [0] * len(ids)
     assert seen.add("id-1234", 99_999) == 1235
