@@ -352,7 +352,7 @@ class ImportJob(models.Model):
     """A file import run by a worker, for files too large to import inside one request.
 
     Same rules as any import (all-or-nothing, line-numbered errors); the upload is kept
-    only until the worker has read it.
+    only until the worker has read it, or the job has failed.
     """
 
     class Status(models.TextChoices):
@@ -377,6 +377,10 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The worker instance running the job (governance.WorkerHeartbeat.instance): a running
+    # job whose worker stopped sending heartbeats is requeued by the reaper.
+    worker = models.CharField(max_length=255, blank=True, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
 
     access_parent = "project"
     # A job is the record of someone's upload (file name, rejected lines, external ids):

@@ -189,3 +189,16 @@ def import_job_list(*, project: Project, user) -> QuerySet:
     return access.queryset_restrict(
         queryset=ImportJob.objects.filter(project=project), user=user
     ).order_by("-created_at")
+
+
+def import_job_wait_reason(*, job) -> str:
+    """Why a queued import has not started ("" once it runs): the task broker cannot be
+    reached (the job waits in the outbox), or every worker is busy."""
+    from governance.outbox import outbox_wait_reason
+
+    from .models import ImportJob
+
+    if job.status != ImportJob.Status.QUEUED:
+        return ""
+    reason = outbox_wait_reason(subject=job) or "Waiting for a free worker."
+    return f"{job.message} {reason}" if job.message else reason

@@ -29,7 +29,6 @@ from datetime import timedelta
 from typing import IO, Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import IntegrityError, connection, transaction
@@ -38,6 +37,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, get_user_perms, remove_perm
 
 from governance import access, security_audit
+from governance.outbox import outbox_task_enqueue
 from governance.services import audit_event_record
 from rlhf_platform.db import bulk_upsert
 from rlhf_platform.validation import texts_validate
@@ -717,32 +717,25 @@ def adjudication_record(
 # ----------------------------------------------------------------------------------------
 
 
-def _consensus_key(project_id: int) -> str:
-    return f"annotation:consensus-scheduled:{project_id}"
-
-
 def consensus_schedule(*, project: Project) -> None:
     """Queue one consensus recomputation for the project after a short quiet period.
 
-    Debounced through the cache: while one run is pending, further calls do nothing, so a
-    burst of submissions costs one recomputation.  Decided after commit, so a rolled-back
-    submission neither queues a run nor blocks the next one.
+    Debounced through the outbox: while a recomputation waits to be sent, further calls
+    add nothing, so a burst of submissions costs one run.  Written in the caller's
+    transaction, so a rolled-back submission queues nothing, and a committed one is
+    recomputed even if the broker was down when it committed.
     """
-    from .tasks import consensus_recompute_task
-
-    project_id = project.pk
-    debounce = settings.CONSENSUS_DEBOUNCE_SECONDS
-
-    def queue() -> None:
-        if cache.add(_consensus_key(project_id), 1, timeout=max(60, int(debounce * 6))):
-            consensus_recompute_task.apply_async(args=[project_id], countdown=debounce)
-
-    transaction.on_commit(queue)
+    outbox_task_enqueue(
+        task="annotation.consensus_recompute",
+        args=[project.pk],
+        delay=settings.CONSENSUS_DEBOUNCE_SECONDS,
+        dedupe_key=f"annotation.consensus_recompute:{project.pk}",
+    )
 
 
-def consensus_schedule_clear(*, project_id: int) -> None:
-    """Called by the task when it starts, so later submissions schedule a new run."""
-    cache.delete(_consensus_key(project_id))
+def consensus_recompute_request(*, project: Project) -> None:
+    """Queue a consensus recomputation now (the dashboard's and the API's button)."""
+    outbox_task_enqueue(task="annotation.consensus_recompute", args=[project.pk], subject=project)
 
 
 # ----------------------------------------------------------------------------------------
@@ -754,12 +747,12 @@ def import_job_create(*, project: Project, user, file, fmt: str = "auto") -> Imp
     """Store an upload and queue its import on a worker; returns the queued job.
 
     The upload is streamed to storage in chunks (never read whole into memory).  Storage
-    must be shared by the web servers and the workers (MEDIA_ROOT on one machine).
+    must be shared by the web servers and the workers (MEDIA_ROOT on one machine).  The
+    task goes through the outbox, so a job created while the broker is down waits (its
+    page says why) and starts when the broker is back.
     """
     if fmt.replace("-", "_").lower() not in importers.FORMATS:
         raise ValidationError({"format": [f"must be one of {', '.join(importers.FORMATS)}"]})
-    from .tasks import import_job_run_task
-
     original_name = (getattr(file, "name", "") or "")[:255]
     texts_validate(file=original_name)
     with transaction.atomic():
@@ -773,19 +766,29 @@ def import_job_create(*, project: Project, user, file, fmt: str = "auto") -> Imp
             obj=job,
             after={"project": project.pk, "format": fmt, "file": job.original_name},
         )
-        transaction.on_commit(lambda: import_job_run_task.delay(job.pk))
+        _import_job_enqueue(job)
     return job
 
 
-def import_job_run(*, job_id: int) -> ImportJob | None:
-    """Run a queued import job (the worker's side); a job already claimed is left alone,
-    so a redelivered task never imports twice."""
+def _import_job_enqueue(job: ImportJob) -> None:
+    outbox_task_enqueue(task="annotation.import_job_run", kwargs={"job_id": job.pk}, subject=job)
+
+
+def import_job_run(*, job_id: int, worker: str = "") -> ImportJob | None:
+    """Run a queued import job (the worker's side).
+
+    The job is claimed (queued → running, with the ``worker`` instance that runs it) under
+    a row lock, and a job already claimed is left alone: a message delivered twice never
+    imports twice.  If the worker dies mid-import, the import's transaction rolls back and
+    the reaper (:func:`import_jobs_reap`) queues the job again.
+    """
     with transaction.atomic():
         job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status != ImportJob.Status.QUEUED:
             return job
-        job.status, job.started_at = ImportJob.Status.RUNNING, timezone.now()
-        job.save(update_fields=["status", "started_at"])
+        job.status, job.started_at, job.worker = ImportJob.Status.RUNNING, timezone.now(), worker
+        job.attempts += 1
+        job.save(update_fields=["status", "started_at", "worker", "attempts"])
     try:
         with job.file.open("rb") as handle:
             result = items_import(project=job.project, file=handle, fmt=job.format)
@@ -796,7 +799,7 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
         logger.exception("import job %s failed", job.pk)
         job.status, job.message = ImportJob.Status.FAILED, f"{type(exc).__name__}: {exc}"
     else:
-        job.status = ImportJob.Status.SUCCEEDED
+        job.status, job.message = ImportJob.Status.SUCCEEDED, ""
         job.rows, job.created, job.skipped_existing = (
             result.rows,
             result.created,
@@ -810,15 +813,72 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
 
 # A running job older than this has outlived its task's hard time limit: its worker died.
 IMPORT_JOB_ABANDONED_AFTER = timedelta(hours=2, minutes=10)
+# How often a job whose worker vanished is queued again before it is failed.
+IMPORT_JOB_MAX_ATTEMPTS = 3
 
 
-def import_jobs_fail_abandoned() -> int:
-    """Mark jobs whose worker died mid-import as failed (their import rolled back, so the
-    project holds none of their rows); returns how many.  Scheduled by beat."""
-    cutoff = timezone.now() - IMPORT_JOB_ABANDONED_AFTER
-    return ImportJob.objects.filter(status=ImportJob.Status.RUNNING, started_at__lt=cutoff).update(
-        status=ImportJob.Status.FAILED,
-        message="The worker stopped before the import finished; nothing was imported. "
-        "Upload the file again.",
-        finished_at=timezone.now(),
+def _import_job_fail(job: ImportJob, message: str) -> None:
+    """Fail a job and delete its upload (after commit: a rollback keeps both)."""
+    name, storage = job.file.name, job.file.storage
+    job.status, job.message, job.finished_at = ImportJob.Status.FAILED, message, timezone.now()
+    job.file = ""
+    job.save(update_fields=["status", "message", "finished_at", "file"])
+    if name:
+        transaction.on_commit(lambda: storage.delete(name))
+
+
+def import_jobs_reap() -> dict[str, int]:
+    """Find import jobs whose worker is gone; requeue or fail them (scheduled by beat).
+
+    A running job whose worker instance has sent no heartbeat for
+    ``WORKER_HEARTBEAT_MAX_AGE`` seconds was killed mid-import; imports are
+    all-or-nothing, so its transaction rolled back and it is safe to run again: it is
+    queued again (through the outbox), up to ``IMPORT_JOB_MAX_ATTEMPTS`` runs, then
+    failed and its upload deleted.  Jobs of no known worker fall back to the task's hard
+    time limit.  Returns counts by outcome.
+    """
+    from governance.models import WorkerHeartbeat
+
+    now = timezone.now()
+    alive_since = now - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
+    alive = WorkerHeartbeat.objects.filter(last_seen__gte=alive_since).values("instance")
+    running = ImportJob.objects.filter(status=ImportJob.Status.RUNNING)
+    vanished = (
+        running.exclude(worker="").exclude(worker__in=alive).filter(started_at__lt=alive_since)
     )
+    overdue = running.filter(worker="", started_at__lt=now - IMPORT_JOB_ABANDONED_AFTER)
+    counts = {"requeued": 0, "failed": 0}
+    for job_id in list(vanished.values_list("pk", flat=True)) + list(
+        overdue.values_list("pk", flat=True)
+    ):
+        with transaction.atomic():
+            job = (
+                ImportJob.objects.select_for_update()
+                .filter(pk=job_id, status=ImportJob.Status.RUNNING)
+                .first()
+            )
+            if job is None:  # finished meanwhile
+                continue
+            gone = job.worker or "an unknown worker"
+            if job.worker and job.attempts < IMPORT_JOB_MAX_ATTEMPTS and job.file:
+                job.status, job.worker, job.started_at = ImportJob.Status.QUEUED, "", None
+                job.message = (
+                    f"The worker running this import ({gone}) stopped; nothing was imported. "
+                    "Queued again."
+                )
+                job.save(update_fields=["status", "worker", "started_at", "message"])
+                _import_job_enqueue(job)
+                counts["requeued"] += 1
+            else:
+                _import_job_fail(
+                    job,
+                    f"The worker running this import ({gone}) stopped; nothing was imported. "
+                    "Upload the file again.",
+                )
+                counts["failed"] += 1
+            audit_event_record(
+                action="items.import_reaped",
+                obj=job,
+                after={"status": job.status, "worker": gone, "attempts": job.attempts},
+            )
+    return counts

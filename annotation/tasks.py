@@ -1,21 +1,22 @@
-"""Annotation background tasks: thin wrappers over services."""
+"""Annotation background tasks: thin wrappers over services.
+
+Services queue these by name through the outbox (``governance.outbox``); every task is
+idempotent, because an outbox row or a Redis message may be delivered twice.
+"""
 
 from celery import shared_task
 
+from rlhf_platform.celery import worker_instance
+
 from .consensus import consensus_recompute
 from .models import Project
-from .services import (
-    assignment_reclaim_expired,
-    consensus_schedule_clear,
-    import_job_run,
-    import_jobs_fail_abandoned,
-)
+from .services import assignment_reclaim_expired, import_job_run, import_jobs_reap
 
 
 @shared_task(name="annotation.consensus_recompute", time_limit=15 * 60, soft_time_limit=14 * 60)
 def consensus_recompute_task(project_id: int) -> None:
-    """Recompute a project's consensus and quality (queued, debounced, by submissions)."""
-    consensus_schedule_clear(project_id=project_id)
+    """Recompute a project's consensus and quality (queued, debounced, by submissions);
+    running it twice gives the same result."""
     project = Project.objects.filter(pk=project_id).first()
     if project is not None:  # deleted since it was queued: nothing to do
         consensus_recompute(project=project)
@@ -32,11 +33,12 @@ def assignment_reclaim_task() -> int:
 
 @shared_task(name="annotation.import_job_run", time_limit=2 * 60 * 60, soft_time_limit=115 * 60)
 def import_job_run_task(job_id: int) -> None:
-    """Import a stored upload (queued by ``services.import_job_create``)."""
-    import_job_run(job_id=job_id)
+    """Import a stored upload (queued by ``services.import_job_create``); a job already
+    claimed is left alone."""
+    import_job_run(job_id=job_id, worker=worker_instance())
 
 
 @shared_task(name="annotation.import_jobs_reap", time_limit=60, soft_time_limit=50)
-def import_jobs_reap_task() -> int:
-    """Fail import jobs whose worker died (scheduled by beat)."""
-    return import_jobs_fail_abandoned()
+def import_jobs_reap_task() -> dict[str, int]:
+    """Requeue or fail import jobs whose worker vanished (scheduled by beat)."""
+    return import_jobs_reap()

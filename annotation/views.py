@@ -444,6 +444,9 @@ class DashboardView(ProjectMixin, View):
             for action in ("annotate", "review", "change", "export", "report")
         }
         dashboard = selectors.project_dashboard(project=project)
+        jobs = list(selectors.import_job_list(project=project, user=user)[:10])
+        for job in jobs:
+            job.waiting_reason = selectors.import_job_wait_reason(job=job)
         latest = (dashboard["latest"] or {}).get("metrics") or {}
         chart_data = {
             "metrics": [{"key": key, "label": label} for key, label in METRICS],
@@ -476,7 +479,7 @@ class DashboardView(ProjectMixin, View):
             "import_form": forms.ItemImportForm(),
             "export_form": forms.DatasetExportForm(),
             "snapshots": selectors.snapshot_list(project=project, user=user),
-            "import_jobs": selectors.import_job_list(project=project, user=user)[:10],
+            "import_jobs": jobs,
             **extra,
         }
         return self.render("annotation/dashboard.html", context, status=status)

@@ -4,7 +4,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
 from . import security_audit
-from .models import AuditEvent, UserPreference, WorkerHeartbeat
+from .models import AuditEvent, OutboxMessage, UserPreference, WorkerHeartbeat
 
 
 class RelationsAuditedOnceMixin:
@@ -64,12 +64,31 @@ class AuditEventAdmin(admin.ModelAdmin):
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
     """Heartbeats are written by the workers themselves: read-only here."""
 
-    list_display = ("hostname", "queues", "last_seen", "started_at")
+    list_display = ("instance", "hostname", "queues", "last_seen", "started_at")
     ordering = ("-last_seen",)
-    readonly_fields = ("hostname", "queues", "last_seen", "started_at")
+    readonly_fields = ("instance", "hostname", "pid", "queues", "last_seen", "started_at")
 
     def has_add_permission(self, request):
         return False  # every field is read-only: an added row could only fail (500)
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """Read-only view of the task outbox: what waits for the broker, and why."""
+
+    list_display = ("id", "task", "subject_type", "subject_id", "available_at", "sent_at")
+    list_filter = ("task",)
+    ordering = ("-id",)
+    readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a deleted pending row is a lost task; beat prunes sent rows
 
 
 @admin.register(UserPreference)

@@ -1,6 +1,9 @@
-"""Governance records: the hash-chained audit log, worker heartbeats, user preferences."""
+"""Governance records: the hash-chained audit log, worker heartbeats, the task outbox,
+user preferences."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -104,15 +107,23 @@ class AuditAnchor(models.Model):
 
 
 class WorkerHeartbeat(models.Model):
-    """The last time a Celery worker reported itself alive (read by /healthz)."""
+    """The last time one Celery worker *instance* reported itself alive.
 
-    hostname = models.CharField(max_length=255, unique=True)
+    Keyed by instance (node name, process id and a random start id), not by node name: a
+    worker restarted under the same name is a new row, so the dead one stays visible and
+    the jobs it held are found by the reaper (``annotation.services.import_jobs_reap``).
+    Read by /healthz; a worker that stops cleanly deletes its row.
+    """
+
+    instance = models.CharField(max_length=255, unique=True)
+    hostname = models.CharField(max_length=255, db_index=True)
+    pid = models.PositiveIntegerField(default=0)
     queues = models.JSONField(default=list)
     last_seen = models.DateTimeField(db_index=True)
     started_at = models.DateTimeField()
 
     def __str__(self) -> str:
-        return f"{self.hostname} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"
+        return f"{self.instance} @ {self.last_seen:%Y-%m-%d %H:%M:%S}"
 
 
 class UserPreference(models.Model):
@@ -130,3 +141,50 @@ class UserPreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.theme})"
+
+
+class OutboxMessage(models.Model):
+    """A Celery task to send, written in the same transaction as the change that needs it.
+
+    The transactional outbox (``governance.outbox``): a committed change always has its
+    task recorded, whether or not the broker is reachable at that moment; a relay sends due
+    rows to the broker and marks them sent, retrying while the broker is down.
+    ``dedupe_key`` allows one unsent row per key (a debounce); ``subject_type`` and
+    ``subject_id`` say what the task is about, so a job can show why it still waits.
+    """
+
+    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    task = models.CharField(max_length=200, help_text="Celery task name.")
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    dedupe_key = models.CharField(max_length=200, blank=True)
+    subject_type = models.CharField(max_length=100, blank=True)
+    subject_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    available_at = models.DateTimeField(help_text="Not sent before this time.")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["available_at"],
+                condition=models.Q(sent_at__isnull=True),
+                name="outbox_pending",
+            ),
+            models.Index(fields=["subject_type", "subject_id"], name="outbox_subject"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                condition=models.Q(sent_at__isnull=True) & ~models.Q(dedupe_key=""),
+                name="outbox_one_pending_per_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "sent" if self.sent_at else "pending"
+        return f"outbox #{self.pk} {self.task} ({state})"

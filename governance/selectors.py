@@ -295,12 +295,15 @@ def _broker_health() -> ComponentHealth:
 def _workers_health(now: dt.datetime) -> ComponentHealth:
     try:
         cutoff = now - dt.timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
-        beats = list(WorkerHeartbeat.objects.filter(last_seen__gte=cutoff).order_by("hostname"))
+        beats = list(
+            WorkerHeartbeat.objects.filter(last_seen__gte=cutoff).order_by("hostname", "instance")
+        )
     except Exception as exc:
         return ComponentHealth(False, {"error": str(exc), "alive": []})
     alive = [
         {
             "hostname": beat.hostname,
+            "instance": beat.instance,
             "queues": beat.queues,
             "last_seen_seconds_ago": round((now - beat.last_seen).total_seconds(), 1),
         }

@@ -311,15 +311,30 @@ def audit_prune(
     return PruneResult(cutoff, through, deleted)
 
 
-def worker_heartbeat_record(*, hostname: str, queues: list[str]) -> WorkerHeartbeat:
-    """Upsert a worker's heartbeat (not audited: it is telemetry, not a state change)."""
+def worker_heartbeat_record(
+    *, instance: str, hostname: str, pid: int, queues: list[str]
+) -> WorkerHeartbeat:
+    """Upsert one worker instance's heartbeat (telemetry, not a state change: not audited)."""
     now = timezone.now()
     beat, created = WorkerHeartbeat.objects.get_or_create(
-        hostname=hostname, defaults={"queues": queues, "last_seen": now, "started_at": now}
+        instance=instance,
+        defaults={
+            "hostname": hostname,
+            "pid": pid,
+            "queues": queues,
+            "last_seen": now,
+            "started_at": now,
+        },
     )
     if not created:
         WorkerHeartbeat.objects.filter(pk=beat.pk).update(queues=queues, last_seen=now)
     return beat
+
+
+def worker_heartbeats_prune(*, older_than: dt.timedelta = dt.timedelta(days=1)) -> int:
+    """Forget instances not seen for ``older_than`` (each worker restart adds one)."""
+    deleted, _ = WorkerHeartbeat.objects.filter(last_seen__lt=timezone.now() - older_than).delete()
+    return deleted
 
 
 def user_theme_set(*, user: AbstractBaseUser, theme: str) -> UserPreference:

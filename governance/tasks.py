@@ -4,7 +4,8 @@ from celery import shared_task
 
 from rlhf_platform import request_context
 
-from .services import audit_checkpoint_write, audit_event_record
+from .outbox import outbox_prune
+from .services import audit_checkpoint_write, audit_event_record, worker_heartbeats_prune
 
 
 @shared_task(
@@ -28,3 +29,10 @@ def system_probe(token: str, count: int = 1) -> None:
                 object_id=token,
                 after={"n": index},
             )
+
+
+@shared_task(name="governance.outbox_prune", time_limit=300, soft_time_limit=280)
+def outbox_prune_task() -> int:
+    """Delete outbox rows sent more than a week ago, and heartbeats of long-gone worker
+    instances (scheduled by beat)."""
+    return outbox_prune() + worker_heartbeats_prune()

@@ -1,9 +1,26 @@
-"""The Celery application, configured from Django settings (``CELERY_*``)."""
+"""The Celery application, configured from Django settings (``CELERY_*``).
+
+Besides the app, this module gives every worker:
+
+- an *instance id* (node name, process id, random start id) that tasks read with
+  :func:`worker_instance` to record which worker runs a job, so a job whose worker
+  vanished can be told from one whose worker is alive;
+- :class:`WorkerLife`, a thread in the worker's main process that writes the instance's
+  heartbeat every ``WORKER_HEARTBEAT_INTERVAL`` seconds and relays the transactional
+  outbox (``governance.outbox``) every ``OUTBOX_RELAY_INTERVAL`` seconds.  A thread, not
+  a Celery timer: timers stop while the consumer reconnects to a lost broker, and a
+  worker that is busy importing through a broker outage must not look dead;
+- :class:`Consumer`, Celery's consumer with a fix that keeps the worker alive when the
+  broker connection drops while it holds unacknowledged messages.
+"""
 
 import logging
 import os
+import threading
+import uuid
 
 from celery import Celery, bootsteps
+from celery.worker.consumer import Consumer as CeleryConsumer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rlhf_platform.settings")
 
@@ -13,48 +30,106 @@ app = Celery("rlhf_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Set by the worker's main process before its pool forks, inherited by every pool process.
+WORKER_INSTANCE_ENV = "ATTUNE_WORKER_INSTANCE"
 
-class WorkerHeartbeat(bootsteps.StartStopStep):
-    """Record that this worker is alive, every WORKER_HEARTBEAT_INTERVAL seconds.
 
-    Celery's remote-control ping needs a broadcast-capable transport, which the filesystem
-    broker is not; a row in the database works with every broker and is what /healthz reads.
+def worker_instance() -> str:
+    """The id of the worker instance running this code ("" outside a worker)."""
+    return os.environ.get(WORKER_INSTANCE_ENV, "")
+
+
+class Consumer(CeleryConsumer):
+    """Celery's task consumer, surviving a broker outage that finds unacknowledged messages.
+
+    With Celery 5.7 / kombu 5.7 and Redis, losing the connection while the worker holds an
+    unacknowledged message (a running ``acks_late`` task, or a countdown task) kills the
+    worker: the cleanup closes the channel twice, and the second close tries to put the
+    messages back on a transport it has already detached (``AttributeError: 'NoneType'
+    object has no attribute 'hostname'``, "Unrecoverable error").  Putting them back
+    cannot work anyway while the broker is unreachable; Redis keeps them in its unacked
+    index and hands them out again after the visibility timeout.  So the channel of the
+    lost connection is told not to restore them, and the consumer reconnects as usual.
     """
 
-    requires = {"celery.worker.components:Timer"}
+    def on_connection_error_after_connected(self, exc):
+        channel = getattr(self.connection, "_default_channel", None)
+        if channel is not None:
+            channel.do_restore = False
+        super().on_connection_error_after_connected(exc)
+
+
+class WorkerLife(bootsteps.StartStopStep):
+    """Heartbeat and outbox relay of one worker instance (see the module docstring)."""
+
+    requires = {"celery.worker.components:Pool"}
 
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)
-        self.tref = None
+        self.instance = f"{worker.hostname}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # Before the pool starts, so every pool process inherits it.
+        os.environ[WORKER_INSTANCE_ENV] = self.instance
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        # Held while the thread has a database connection open: the pool must not fork
+        # a process that inherits it (os.fork waits for the lock).
+        self.fork_lock = threading.Lock()
 
     def start(self, worker):
-        from django.conf import settings
-
-        self._beat(worker)
-        self.tref = worker.timer.call_repeatedly(
-            settings.WORKER_HEARTBEAT_INTERVAL, self._beat, (worker,), priority=10
+        queues = sorted(q.name for q in worker.app.amqp.queues.consume_from.values())
+        os.register_at_fork(
+            before=self.fork_lock.acquire,
+            after_in_parent=self.fork_lock.release,
+            after_in_child=self.fork_lock.release,
         )
+        self.thread = threading.Thread(
+            target=self._run, args=(worker.hostname, queues), name="attune-worker-life", daemon=True
+        )
+        self.thread.start()
 
     def stop(self, worker):
-        if self.tref is not None:
-            self.tref.cancel()
-            self.tref = None
+        # The heartbeat row stays: it goes stale, and jobs this worker could not finish
+        # are requeued by the reaper once it is older than WORKER_HEARTBEAT_MAX_AGE.
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=2)
+            self.thread = None
 
-    @staticmethod
-    def _beat(worker):
+    def _run(self, hostname: str, queues: list[str]) -> None:
+        import time
+
+        from django.conf import settings
+
+        next_beat = 0.0
+        while not self.stopping.is_set():
+            if time.monotonic() >= next_beat:
+                self._guarded(self._beat, hostname, queues)
+                next_beat = time.monotonic() + settings.WORKER_HEARTBEAT_INTERVAL
+            self._guarded(self._relay)
+            self.stopping.wait(settings.OUTBOX_RELAY_INTERVAL)
+
+    def _guarded(self, func, *args) -> None:
         from django.db import connection
 
+        with self.fork_lock:
+            try:
+                func(*args)
+            except Exception:  # a missed beat or relay pass is retried on the next tick
+                logger.warning("worker %s failed", func.__name__.strip("_"), exc_info=True)
+            finally:
+                connection.close()
+
+    def _beat(self, hostname: str, queues: list[str]) -> None:
         from governance.services import worker_heartbeat_record
 
-        queues = sorted(q.name for q in worker.app.amqp.queues.consume_from.values())
-        try:
-            worker_heartbeat_record(hostname=worker.hostname, queues=queues)
-        except Exception:  # a missed beat is reported by /healthz, not a worker crash
-            logger.exception("worker heartbeat failed")
-        finally:
-            # This runs in the worker's main process: keep no database handle open that
-            # forked pool processes could inherit.
-            connection.close()
+        worker_heartbeat_record(
+            instance=self.instance, hostname=hostname, pid=os.getpid(), queues=queues
+        )
+
+    def _relay(self) -> None:
+        from governance.outbox import outbox_relay
+
+        outbox_relay()
 
 
-app.steps["worker"].add(WorkerHeartbeat)
+app.steps["worker"].add(WorkerLife)

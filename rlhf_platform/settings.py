@@ -156,10 +156,34 @@ IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.backends.post
 
 # --- Cache, broker, Celery ----------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+
+
+def redis_caches(url: str) -> dict:
+    """The cache configuration for Redis at ``url``.
+
+    The cache only ever holds what the database can recompute (item counts, permission
+    lookups, throttle counters), so a Redis outage degrades instead of failing requests:
+    django-redis turns every cache error into a miss (get) or a no-op (set, delete) and
+    logs a warning (``rlhf_platform.cache.CacheOutageLogFilter``).  Short socket timeouts
+    keep a hung Redis from holding requests.
+    """
+    return {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {
+                "IGNORE_EXCEPTIONS": True,
+                "SOCKET_CONNECT_TIMEOUT": 0.5,
+                "SOCKET_TIMEOUT": 1.0,
+            },
+        }
     }
+
+
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+DJANGO_REDIS_LOGGER = "rlhf_platform.cache"
+if REDIS_URL:
+    CACHES = redis_caches(REDIS_URL)
 else:
     CACHES = {
         "default": {
@@ -194,6 +218,8 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How often beat looks for import jobs whose worker vanished.
+WORKER_REAP_INTERVAL = float(os.environ.get("WORKER_REAP_INTERVAL", "30"))
 CELERY_BEAT_SCHEDULE: dict = {
     "annotation-reclaim-expired-locks": {
         "task": "annotation.assignment_reclaim",
@@ -201,10 +227,36 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     "annotation-reap-abandoned-imports": {
         "task": "annotation.import_jobs_reap",
-        "schedule": 600.0,
+        "schedule": WORKER_REAP_INTERVAL,
+    },
+    "governance-outbox-prune": {
+        "task": "governance.outbox_prune",
+        "schedule": 3600.0,
     },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker outlives broker outages: it retries the connection for ever (the default gives
+# up after 100 attempts) and keeps running tasks through the outage.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Longer than the longest task (imports: 2 h), so a running task is never handed
+        # to a second worker while the first still works on it.
+        "visibility_timeout": 2 * 60 * 60 + 10 * 60,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 10,
+        "health_check_interval": 10,
+    }
+# SIGTERM: running tasks get a few seconds to finish, then the worker stops (acks_late
+# tasks go back to the queue; import jobs of a stopped worker are requeued by the reaper),
+# so a deployment or Ctrl+C never waits for a two-hour import.
+CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = float(os.environ.get("WORKER_SOFT_SHUTDOWN_TIMEOUT", "5"))
+CELERY_WORKER_CONSUMER = "rlhf_platform.celery:Consumer"
+# The transactional outbox (governance.outbox): how often a worker sends what is due.
+OUTBOX_RELAY_INTERVAL = float(os.environ.get("OUTBOX_RELAY_INTERVAL", "1"))
 # Quiet period before a consensus recomputation runs after annotations arrive.
 CONSENSUS_DEBOUNCE_SECONDS = float(os.environ.get("CONSENSUS_DEBOUNCE_SECONDS", "10"))
 # Seconds between worker heartbeats, and how old one may be before /healthz says "down".
@@ -425,8 +477,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"cache_outage": {"()": "rlhf_platform.cache.CacheOutageLogFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # axes logs every login at INFO; the audit trail has them already.
-    "loggers": {"axes": {"level": "WARNING"}},
+    "loggers": {
+        # axes logs every login at INFO; the audit trail has them already.
+        "axes": {"level": "WARNING"},
+        "rlhf_platform.cache": {"filters": ["cache_outage"]},
+    },
 }

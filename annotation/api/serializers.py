@@ -1,6 +1,7 @@
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from annotation import selectors
 from annotation.models import (
     AnnotatorStats,
     DatasetSnapshot,
@@ -72,12 +73,19 @@ class ImportSerializer(serializers.Serializer):
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
+    waiting_reason = serializers.SerializerMethodField(
+        help_text="Why a queued job has not started yet (empty once it runs)."
+    )
+
     class Meta:
         model = ImportJob
         fields = ["id", "project", "format", "original_name", "status", "rows", "created",
-                  "skipped_existing", "errors", "message", "created_at", "started_at",
-                  "finished_at"]  # fmt: skip
+                  "skipped_existing", "errors", "message", "waiting_reason", "attempts",
+                  "created_at", "started_at", "finished_at"]  # fmt: skip
         read_only_fields = fields
+
+    def get_waiting_reason(self, job) -> str:
+        return selectors.import_job_wait_reason(job=job)
 
 
 class ImportResultSerializer(serializers.Serializer):

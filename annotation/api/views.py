@@ -5,7 +5,6 @@ custom action declares the project permission it needs in ``action_permissions``
 """
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -18,7 +17,6 @@ from rest_framework.response import Response
 from annotation import exports, selectors, services
 from annotation.errors import ItemImportError
 from annotation.models import DatasetSnapshot, ImportJob, ItemConsensus, Project
-from annotation.tasks import consensus_recompute_task
 from rlhf_platform.api import RestrictedReadOnlyViewSet, RestrictedViewSetMixin, error_body
 from rlhf_platform.openapi import CONFLICT
 
@@ -254,7 +252,7 @@ class ProjectViewSet(
     def recompute(self, request, pk=None):
         """Queue a consensus and quality recomputation now."""
         project = self.get_object()
-        transaction.on_commit(lambda: consensus_recompute_task.delay(project.pk))
+        services.consensus_recompute_request(project=project)
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=s.StatsSerializer)

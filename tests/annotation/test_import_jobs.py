@@ -96,8 +96,9 @@ def test_jobs_whose_worker_died_are_failed_by_the_reaper(project, rosa):
         status="running", started_at=timezone.now() - timedelta(hours=3)
     )
     ImportJob.objects.filter(pk=fresh.pk).update(status="running", started_at=timezone.now())
-    assert import_jobs_reap_task() == 1
+    assert import_jobs_reap_task() == {"requeued": 0, "failed": 1}
     job.refresh_from_db()
     fresh.refresh_from_db()
-    assert job.status == "failed" and "worker stopped" in job.message
+    assert job.status == "failed" and "stopped; nothing was imported" in job.message
+    assert not job.file  # the upload is deleted with the failed job
     assert fresh.status == "running"

@@ -1,0 +1,220 @@
+"""The transactional outbox: queue Celery tasks that survive a broker outage.
+
+Every app queues background work through :func:`outbox_task_enqueue`, by task *name*, in
+the same database transaction as the change that needs the work::
+
+    with transaction.atomic():
+        job = ImportJob.objects.create(...)
+        outbox_task_enqueue(task="annotation.import_job_run", kwargs={"job_id": job.pk},
+                            subject=job)
+
+The call writes an :class:`~governance.models.OutboxMessage` row, so the work is recorded
+if and only if the change commits — no task for a rolled-back row, and no committed row
+whose task was lost because Redis was down at that moment.  After the commit the web
+process tries to send the row at once (fast path); whatever could not be sent, and every
+delayed row, is sent by :func:`outbox_relay`, which each worker runs every
+``OUTBOX_RELAY_INTERVAL`` seconds in a thread of its own (``rlhf_platform.celery``), so
+the relay never depends on the broker to schedule itself.  While the broker is down the
+rows stay pending with their last error; :func:`outbox_wait_reason` tells a job's page
+why it still waits.
+
+Rules for tasks queued this way (the models registry and monitoring too):
+
+- a row may be sent more than once (a relay that dies between sending and marking the
+  row sent), and Redis may redeliver a message: tasks must be idempotent — claim their
+  row (``status`` from queued to running under a row lock) or be naturally repeatable;
+- ``delay`` replaces Celery's ``countdown``: a countdown task sits unacknowledged in a
+  worker's memory, and is lost with the worker; a delayed outbox row waits in the database;
+- ``dedupe_key`` keeps at most one unsent row per key (a debounce: a burst of submissions
+  queues one consensus recomputation);
+- the message's Celery task id is the row's ``message_id``, so logs tie the two together.
+
+Sent rows are kept ``OUTBOX_KEEP_SENT`` for inspection, then pruned by beat.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Model
+from django.utils import timezone
+
+from .models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_KEEP_SENT = timedelta(days=7)
+RELAY_BATCH = 200
+# A failed send is logged at most this often per process (an outage is one warning).
+_WARN_EVERY = 30.0
+_last_warning = {"at": float("-inf")}
+_warning_lock = threading.Lock()
+
+
+def _subject_ref(subject: Model | None) -> tuple[str, str]:
+    if subject is None:
+        return "", ""
+    return subject._meta.label_lower, str(subject.pk)
+
+
+def outbox_task_enqueue(
+    *,
+    task: str,
+    args: Iterable[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    delay: float = 0,
+    dedupe_key: str = "",
+    subject: Model | None = None,
+) -> OutboxMessage | None:
+    """Record a task to send after the caller's transaction commits.
+
+    Returns the row, or None when ``dedupe_key`` already has an unsent row (nothing is
+    added: the pending one will do).  Arguments must be JSON values.
+    """
+    subject_type, subject_id = _subject_ref(subject)
+    now = timezone.now()
+    message = OutboxMessage(
+        task=task,
+        args=list(args),
+        kwargs=dict(kwargs or {}),
+        dedupe_key=dedupe_key,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        available_at=now + timedelta(seconds=delay),
+    )
+    if dedupe_key:
+        # The read first: on the hot path the pending row usually exists, and a plain read
+        # costs less than an insert that conflicts (and, on PostgreSQL, waits for the
+        # transaction that inserted the row).
+        pending = OutboxMessage.objects.filter(dedupe_key=dedupe_key, sent_at__isnull=True)
+        if pending.exists():
+            return None
+        OutboxMessage.objects.bulk_create([message], ignore_conflicts=True)
+    else:
+        message.save()
+    if delay <= 0:
+        message_id = message.message_id
+        transaction.on_commit(lambda: _send_after_commit(message_id), robust=True)
+    return message
+
+
+def _send_after_commit(message_id) -> None:
+    """The fast path: send a just-committed row now; the relay retries if this fails."""
+    try:
+        outbox_relay(message_ids=[message_id])
+    except Exception as exc:  # never fail a request whose change committed
+        _warn_send_failed(exc)
+
+
+def _warn_send_failed(exc: BaseException) -> None:
+    with _warning_lock:
+        now = time.monotonic()
+        if now - _last_warning["at"] < _WARN_EVERY:
+            return
+        _last_warning["at"] = now
+    logger.warning("task broker unavailable, tasks stay in the outbox: %s", exc)
+
+
+@dataclasses.dataclass(frozen=True)
+class RelayResult:
+    """What one relay pass did."""
+
+    sent: int
+    pending: int
+    error: str = ""
+
+
+def _broker_send(rows: list[OutboxMessage]) -> tuple[list[int], str]:
+    """Publish rows in order on one fresh broker connection; stops at the first failure."""
+    from rlhf_platform.celery import app
+
+    sent: list[int] = []
+    try:
+        with app.connection_for_write() as conn:
+            # Fail fast: the rows stay pending and the next pass tries again.
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=3)
+            for row in rows:
+                app.send_task(
+                    row.task,
+                    args=row.args,
+                    kwargs=row.kwargs,
+                    task_id=str(row.message_id),
+                    connection=conn,
+                    retry=False,
+                )
+                sent.append(row.pk)
+    except Exception as exc:
+        return sent, f"{type(exc).__name__}: {exc}"[:1000]
+    return sent, ""
+
+
+def outbox_relay(
+    *, message_ids: Iterable[Any] | None = None, limit: int = RELAY_BATCH
+) -> RelayResult:
+    """Send due outbox rows to the broker and mark them sent (oldest first).
+
+    Rows are taken ``FOR UPDATE SKIP LOCKED``, so relays in several workers share the
+    work without sending a row twice; a row whose send fails keeps its place, with the
+    error, for the next pass.  ``message_ids`` limits the pass to given rows.
+    """
+    now = timezone.now()
+    due = OutboxMessage.objects.filter(sent_at__isnull=True, available_at__lte=now)
+    if message_ids is not None:
+        due = due.filter(message_id__in=list(message_ids))
+    # A read first: most passes find nothing, and on SQLite a write transaction would
+    # take the database's write lock every second.
+    if not due.exists():
+        return RelayResult(sent=0, pending=0)
+    with transaction.atomic():
+        rows = list(due.select_for_update(skip_locked=True).order_by("id")[:limit])
+        if not rows:
+            return RelayResult(sent=0, pending=0)
+        sent, error = _broker_send(rows)
+        if sent:
+            OutboxMessage.objects.filter(pk__in=sent).update(
+                sent_at=now, attempts=F("attempts") + 1, last_attempt_at=now, last_error=""
+            )
+        failed = [row.pk for row in rows if row.pk not in set(sent)]
+        if failed:
+            OutboxMessage.objects.filter(pk__in=failed).update(
+                attempts=F("attempts") + 1, last_attempt_at=now, last_error=error
+            )
+    if error:
+        _warn_send_failed(RuntimeError(error))
+    return RelayResult(sent=len(sent), pending=len(failed), error=error)
+
+
+def outbox_wait_reason(*, subject: Model) -> str:
+    """Why a subject's task has not reached a worker yet ("" when nothing is pending)."""
+    subject_type, subject_id = _subject_ref(subject)
+    row = (
+        OutboxMessage.objects.filter(
+            subject_type=subject_type, subject_id=subject_id, sent_at__isnull=True
+        )
+        .order_by("-id")
+        .values("attempts", "last_error", "available_at")
+        .first()
+    )
+    if row is None:
+        return ""
+    if row["last_error"]:
+        return (
+            "Waiting for the task broker, which cannot be reached "
+            f"({row['attempts']} attempts; last error: {row['last_error']}). "
+            "It is sent as soon as the broker is back."
+        )
+    return "Waiting to be sent to a worker."
+
+
+def outbox_prune(*, older_than: timedelta = OUTBOX_KEEP_SENT) -> int:
+    """Delete rows sent longer ago than ``older_than``; returns how many."""
+    cutoff = timezone.now() - older_than
+    deleted, _ = OutboxMessage.objects.filter(sent_at__lt=cutoff).delete()
+    return deleted
