@@ -34,10 +34,13 @@ migrate: install
 demo: migrate
 	$(BIN)/python manage.py demo_setup
 
-## run: install, migrate, load the demo workspace, then start web + worker (+ beat). Ctrl+C stops all.
+## run: install, migrate, load the demo workspace, then start web + worker (+ beat) under
+## supervisor, which restarts a process that dies. Ctrl+C stops all.
 run: demo
 	@echo "Attune on http://$${ATTUNE_HOST:-127.0.0.1}:$${ATTUNE_PORT:-8000}  (health: /healthz, API docs: /api/docs/)"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	@mkdir -p var
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/supervisord -n -c supervisord.conf \
+	  -l var/supervisord.log -j var/supervisord.pid
 
 ## browser: Debian's Chromium for the browser tests (no browser download).
 browser:

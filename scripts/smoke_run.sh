@@ -7,12 +7,20 @@ set -euo pipefail
 SRC="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d)"
 PORT="${SMOKE_PORT:-8765}"
-trap 'kill -- -$RUN_PID 2>/dev/null || true; sleep 2; kill -9 -- -$RUN_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+stop_run() {
+  # SIGTERM to make and supervisord, which stops the web server and the worker (each in
+  # its own process group) before it exits; SIGKILL only if that takes over 20 s.
+  kill -- -"$RUN_PID" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 -- -"$RUN_PID" 2>/dev/null || break; sleep 0.5; done
+  kill -9 -- -"$RUN_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap stop_run EXIT
 
 git clone --quiet "$SRC" "$WORK/attune"
 cd "$WORK/attune"
 start=$(date +%s)
-# A new process group, so the trap stops make, honcho, the web server and the worker.
+# A new process group, so the trap stops make and supervisord (which stops the rest).
 env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL -u ATTUNE_VAR_DIR ATTUNE_PORT="$PORT" \
   setsid make run > "$WORK/run.log" 2>&1 &
 RUN_PID=$!
