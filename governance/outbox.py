@@ -97,6 +97,10 @@ def outbox_task_enqueue(
         if pending.exists():
             return None
         OutboxMessage.objects.bulk_create([message], ignore_conflicts=True)
+        # A concurrent caller may have inserted the key first (the conflict was ignored).
+        message = OutboxMessage.objects.filter(message_id=message.message_id).first()
+        if message is None:
+            return None
     else:
         message.save()
     if delay <= 0:

@@ -12,10 +12,6 @@ The personas, as in the product brief:
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -29,8 +25,7 @@ from rest_framework.test import APIClient
 
 from governance import security_audit
 from tests.factories import DEFAULT_PASSWORD, UserFactory
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.processes import REDIS_SERVER, RedisServer, WorkerProcess
 
 
 @pytest.fixture(autouse=True)
@@ -183,37 +178,76 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     from rlhf_platform.celery import app
 
     app.control.purge()
-    hostname = f"test-{uuid.uuid4().hex[:8]}@%h"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "WORKER_HEARTBEAT_INTERVAL": "1",
-        "DJANGO_SETTINGS_MODULE": "rlhf_platform.settings",
-    }
-    log_path = Path(settings.VAR_DIR) / "test-worker.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "rlhf_platform", "worker",
-            "--loglevel=INFO", "--concurrency=2", "-n", hostname,
-            "--queues=default,training,monitoring", "--without-gossip", "--without-mingle",
-        ],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if "ready." in log_path.read_text():
-            break
-        if proc.poll() is not None:
-            pytest.fail(f"worker exited early:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    else:
-        proc.terminate()
-        pytest.fail(f"worker not ready in 60 s:\n{log_path.read_text()[-3000:]}")
-    yield proc
-    proc.terminate()
+    worker = WorkerProcess(
+        env={"DATABASE_URL": database_url, "WORKER_HEARTBEAT_INTERVAL": "1"},
+        log_path=Path(settings.VAR_DIR) / "test-worker.log",
+        name=f"test-{uuid.uuid4().hex[:8]}@%h",
+    )
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        worker.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield worker.proc
+    worker.terminate(timeout=20)
+
+
+@pytest.fixture
+def own_redis():
+    """A private redis-server on a free port, for tests that stop and start Redis (the
+    shared one is never touched).  Skipped only where the redis-server binary is absent."""
+    if not Path(REDIS_SERVER).exists():
+        pytest.skip("redis-server is not installed")
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def broker_on_own_redis(own_redis):
+    """Point this process's cache and task broker at ``own_redis``."""
+    from django.test import override_settings
+
+    from rlhf_platform.celery import app
+    from rlhf_platform.settings import redis_caches
+
+    def use(url: str) -> None:
+        # The app caches its connection and producer pools per broker URL.
+        app.conf.broker_url = url
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    original = app.conf.broker_url
+    use(own_redis.url())
+    try:
+        with override_settings(CACHES=redis_caches(own_redis.url())):
+            yield own_redis
+    finally:
+        use(original)
+
+
+@pytest.fixture
+def start_worker(own_redis, django_db_blocker, tmp_path):
+    """``start_worker()``: a real Celery worker on the test database whose broker and cache
+    are ``own_redis``; every worker started is stopped at the end of the test."""
+    with django_db_blocker.unblock():
+        database_url = _worker_database_url()
+    workers: list[WorkerProcess] = []
+
+    def start(**env: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            env={
+                "DATABASE_URL": database_url,
+                "REDIS_URL": own_redis.url(),
+                "CELERY_BROKER_URL": own_redis.url(),
+                "WORKER_HEARTBEAT_INTERVAL": "1",
+                "OUTBOX_RELAY_INTERVAL": "0.2",
+                **env,
+            },
+            log_path=tmp_path / f"worker-{len(workers)}.log",
+        )
+        workers.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in workers:
+        worker.kill()
