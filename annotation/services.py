@@ -37,7 +37,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, get_user_perms, remove_perm
 
 from governance import access, security_audit
-from governance.outbox import outbox_task_enqueue
+from governance.outbox import outbox_sent_before, outbox_task_enqueue
 from governance.services import audit_event_record
 from rlhf_platform.db import bulk_upsert
 from rlhf_platform.validation import texts_validate
@@ -815,6 +815,10 @@ def import_job_run(*, job_id: int, worker: str = "") -> ImportJob | None:
 IMPORT_JOB_ABANDONED_AFTER = timedelta(hours=2, minutes=10)
 # How often a job whose worker vanished is queued again before it is failed.
 IMPORT_JOB_MAX_ATTEMPTS = 3
+# A queued job whose task was sent this long ago without any worker claiming it is sent
+# again: its message was lost (a Redis restarted without persistence).  Harmless if it
+# was only waiting behind other work: a second delivery finds the job claimed.
+IMPORT_JOB_RESEND_AFTER = timedelta(minutes=15)
 
 
 def _import_job_fail(job: ImportJob, message: str) -> None:
@@ -835,7 +839,8 @@ def import_jobs_reap() -> dict[str, int]:
     all-or-nothing, so its transaction rolled back and it is safe to run again: it is
     queued again (through the outbox), up to ``IMPORT_JOB_MAX_ATTEMPTS`` runs, then
     failed and its upload deleted.  Jobs of no known worker fall back to the task's hard
-    time limit.  Returns counts by outcome.
+    time limit.  A queued job whose task went out ``IMPORT_JOB_RESEND_AFTER`` ago and was
+    never claimed is sent again.  Returns counts by outcome.
     """
     from governance.models import WorkerHeartbeat
 
@@ -847,7 +852,13 @@ def import_jobs_reap() -> dict[str, int]:
         running.exclude(worker="").exclude(worker__in=alive).filter(started_at__lt=alive_since)
     )
     overdue = running.filter(worker="", started_at__lt=now - IMPORT_JOB_ABANDONED_AFTER)
-    counts = {"requeued": 0, "failed": 0}
+    counts = {"requeued": 0, "failed": 0, "resent": 0}
+    for job in ImportJob.objects.filter(status=ImportJob.Status.QUEUED):
+        if not outbox_sent_before(subject=job, before=now - IMPORT_JOB_RESEND_AFTER):
+            continue
+        with transaction.atomic():
+            _import_job_enqueue(job)
+        counts["resent"] += 1
     for job_id in list(vanished.values_list("pk", flat=True)) + list(
         overdue.values_list("pk", flat=True)
     ):

@@ -291,6 +291,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _until(deadline) -> float:
+    """A deadline: a monotonic time, or a shared ``multiprocessing.Value`` holding one (so
+    the parent can end the clients early, as bench/faults.py does)."""
+    return getattr(deadline, "value", deadline)
+
+
 def _client_thread(host, port, project_id, token, deadline, seed, out) -> None:
     rng = random.Random(seed)
     headers = {
@@ -315,7 +321,7 @@ def _client_thread(host, port, project_id, token, deadline, seed, out) -> None:
             status, data = 0, b""
         return status, data, (time.perf_counter() - started) * 1000
 
-    while time.monotonic() < deadline:
+    while time.monotonic() < _until(deadline):
         status, data, ms = post(f"{base}/next/", b"{}")
         out["next_ms"].append(ms)
         if status != 200:
@@ -420,24 +426,10 @@ def _postgres_cpu_seconds() -> float | None:
     return _proc_cpu_seconds(pids) if pids else None
 
 
-def bench_http(args, owner, db_info) -> dict:
-    from django.db import connection
-    from rest_framework.authtoken.models import Token
-
-    from annotation import services
-    from annotation.models import Annotation, Item
-
-    project, import_stats = bench_import(args, owner, args.http_items, "http", overlap=3)
-    vacuum_analyze(["annotation_item"])
-    users = make_users("http", args.clients)
-    tokens = []
-    for user in users:
-        services.project_member_add(project=project, user=user, role="annotator")
-        tokens.append(Token.objects.create(user=user).key)
-    connection.close()
-
+def http_server_start(args, env: dict | None = None) -> tuple[subprocess.Popen, int]:
+    """gunicorn (bench/gunicorn.conf.py) on a free port, warmed up; returns (process, port)."""
     port = _free_port()
-    env = dict(os.environ)
+    env = dict(env or os.environ)
     if not args.server_debug:
         env["DEBUG"] = "0"
         env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
@@ -473,49 +465,61 @@ def bench_http(args, owner, db_info) -> dict:
             warm.request("GET", "/healthz")
             warm.getresponse().read()
         warm.close()
-        server_pids = [server.pid, *_children(server.pid)]
-        server_cpu_before = _proc_cpu_seconds(server_pids)
-        pg_cpu_before = _postgres_cpu_seconds() if db_info["vendor"] == "postgresql" else None
+    except BaseException:
+        http_server_stop(server)
+        raise
+    return server, port
 
-        n_procs = max(1, min(args.client_processes, len(tokens)))
-        groups = [tokens[i::n_procs] for i in range(n_procs)]
-        queue: mp.Queue = mp.get_context("fork").Queue()
-        started = time.perf_counter()
-        deadline = time.monotonic() + args.seconds
-        log(f"{len(tokens)} clients in {n_procs} processes for {args.seconds} s")
-        procs = [
-            mp.get_context("fork").Process(
-                target=_client_process,
-                args=("127.0.0.1", port, project.pk, group, deadline, i + 1, queue),
-            )
-            for i, group in enumerate(groups)
-        ]
-        for proc in procs:
-            proc.start()
+
+def http_server_stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def http_clients_start(port: int, project_id: int, tokens: list[str], n_procs: int, deadline):
+    """Start the annotating clients (``_client_thread``) in ``n_procs`` processes until
+    ``deadline``; returns ``collect()``, which waits for them and merges their results."""
+    n_procs = max(1, min(n_procs, len(tokens)))
+    groups = [tokens[i::n_procs] for i in range(n_procs)]
+    queue: mp.Queue = mp.get_context("fork").Queue()
+    procs = [
+        mp.get_context("fork").Process(
+            target=_client_process,
+            args=("127.0.0.1", port, project_id, group, deadline, i + 1, queue),
+        )
+        for i, group in enumerate(groups)
+    ]
+    for proc in procs:
+        proc.start()
+
+    def collect() -> tuple[dict, list[dict]]:
         results = [queue.get() for _ in procs]
         for proc in procs:
             proc.join()
-        elapsed = time.perf_counter() - started
-        server_cpu = _proc_cpu_seconds(server_pids) - server_cpu_before
-        pg_cpu = _postgres_cpu_seconds() - pg_cpu_before if pg_cpu_before is not None else None
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        merged = {k: ([] if isinstance(v, list) else 0) for k, v in results[0].items()}
+        merged["errors"] = {}
+        for res in results:
+            for key, value in res.items():
+                if key == "errors":
+                    for k, v in value.items():
+                        merged["errors"][k] = merged["errors"].get(k, 0) + v
+                else:
+                    merged[key] += value
+        return merged, results
 
-    merged = {k: ([] if isinstance(v, list) else 0) for k, v in results[0].items()}
-    merged["errors"] = {}
-    for res in results:
-        for key, value in res.items():
-            if key == "errors":
-                for k, v in value.items():
-                    merged["errors"][k] = merged["errors"].get(k, 0) + v
-            else:
-                merged[key] += value
+    return collect
 
-    # Integrity, from the database.
+
+def http_integrity_checks(project, merged: dict) -> dict:
+    """What the database holds after the clients' run, against what they were told:
+    duplicates, items over N, counter drift, and 201s with no row (lost votes)."""
+    from django.db import connection
+
+    from annotation.models import Annotation, Item
+
     overlap = project.overlap
     annotations = Annotation.objects.filter(project=project)
     with connection.cursor() as cursor:
@@ -567,6 +571,44 @@ def bench_http(args, owner, db_info) -> dict:
         and merged["retries"] == merged["retries_ok"]
         and checks["db_matches_201s"]
     )
+    return checks
+
+
+def bench_http(args, owner, db_info) -> dict:
+    from django.db import connection
+    from rest_framework.authtoken.models import Token
+
+    from annotation import services
+    from annotation.models import Item
+
+    project, import_stats = bench_import(args, owner, args.http_items, "http", overlap=3)
+    vacuum_analyze(["annotation_item"])
+    users = make_users("http", args.clients)
+    tokens = []
+    for user in users:
+        services.project_member_add(project=project, user=user, role="annotator")
+        tokens.append(Token.objects.create(user=user).key)
+    connection.close()
+
+    server, port = http_server_start(args)
+    try:
+        server_pids = [server.pid, *_children(server.pid)]
+        server_cpu_before = _proc_cpu_seconds(server_pids)
+        pg_cpu_before = _postgres_cpu_seconds() if db_info["vendor"] == "postgresql" else None
+
+        n_procs = max(1, min(args.client_processes, len(tokens)))
+        started = time.perf_counter()
+        deadline = time.monotonic() + args.seconds
+        log(f"{len(tokens)} clients in {n_procs} processes for {args.seconds} s")
+        merged, results = http_clients_start(port, project.pk, tokens, n_procs, deadline)()
+        elapsed = time.perf_counter() - started
+        server_cpu = _proc_cpu_seconds(server_pids) - server_cpu_before
+        pg_cpu = _postgres_cpu_seconds() - pg_cpu_before if pg_cpu_before is not None else None
+    finally:
+        http_server_stop(server)
+
+    overlap = project.overlap
+    checks = http_integrity_checks(project, merged)
     out = {
         "project_items": args.http_items,
         "total_items_in_db": Item.objects.count(),

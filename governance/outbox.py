@@ -217,6 +217,19 @@ def outbox_wait_reason(*, subject: Model) -> str:
     return "Waiting to be sent to a worker."
 
 
+def outbox_sent_before(*, subject: Model, before) -> bool:
+    """Whether the subject's latest task went to the broker before ``before`` (and nothing
+    newer waits): a subject still unclaimed long after that lost its message."""
+    subject_type, subject_id = _subject_ref(subject)
+    latest = (
+        OutboxMessage.objects.filter(subject_type=subject_type, subject_id=subject_id)
+        .order_by("-id")
+        .values("sent_at")
+        .first()
+    )
+    return bool(latest and latest["sent_at"] and latest["sent_at"] < before)
+
+
 def outbox_prune(*, older_than: timedelta = OUTBOX_KEEP_SENT) -> int:
     """Delete rows sent longer ago than ``older_than``; returns how many."""
     cutoff = timezone.now() - older_than

@@ -35,6 +35,7 @@ class RedisServer:
     def __init__(self, directory: Path | None = None) -> None:
         self.port = free_port()
         self.dir = Path(directory or tempfile.mkdtemp(prefix="attune-redis-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
 
     def url(self, db: int = 0) -> str:

@@ -96,9 +96,90 @@ def test_jobs_whose_worker_died_are_failed_by_the_reaper(project, rosa):
         status="running", started_at=timezone.now() - timedelta(hours=3)
     )
     ImportJob.objects.filter(pk=fresh.pk).update(status="running", started_at=timezone.now())
-    assert import_jobs_reap_task() == {"requeued": 0, "failed": 1}
+    assert import_jobs_reap_task() == {"requeued": 0, "failed": 1, "resent": 0}
     job.refresh_from_db()
     fresh.refresh_from_db()
     assert job.status == "failed" and "stopped; nothing was imported" in job.message
     assert not job.file  # the upload is deleted with the failed job
     assert fresh.status == "running"
+
+
+def _heartbeat(instance: str, *, age_seconds: float) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from governance.models import WorkerHeartbeat
+
+    seen = timezone.now() - timedelta(seconds=age_seconds)
+    WorkerHeartbeat.objects.create(
+        instance=instance, hostname=instance.split(":")[0], last_seen=seen, started_at=seen
+    )
+
+
+@pytest.mark.django_db
+def test_the_reaper_requeues_jobs_of_a_vanished_worker_and_spares_live_ones(
+    project, rosa, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from governance.models import OutboxMessage
+
+    settings.WORKER_HEARTBEAT_MAX_AGE = 45
+    _heartbeat("w@a:1:dead", age_seconds=120)
+    _heartbeat("w@a:2:live", age_seconds=1)
+    started = timezone.now() - timedelta(minutes=5)
+    dead = services.import_job_create(project=project, user=rosa, file=_jsonl(pairs(1, prefix="d")))
+    live = services.import_job_create(project=project, user=rosa, file=_jsonl(pairs(1, prefix="l")))
+    ImportJob.objects.filter(pk=dead.pk).update(
+        status="running", worker="w@a:1:dead", started_at=started, attempts=1
+    )
+    ImportJob.objects.filter(pk=live.pk).update(
+        status="running", worker="w@a:2:live", started_at=started, attempts=1
+    )
+
+    assert services.import_jobs_reap() == {"requeued": 1, "failed": 0, "resent": 0}
+    dead.refresh_from_db()
+    live.refresh_from_db()
+    assert (dead.status, dead.worker, dead.started_at) == ("queued", "", None)
+    assert "w@a:1:dead" in dead.message and dead.file  # the upload stays for the rerun
+    assert OutboxMessage.objects.filter(subject_id=str(dead.pk), sent_at__isnull=True).exists()
+    assert live.status == "running"
+    # Queued again, the job runs to the end (what the worker's delivery does).
+    assert services.import_job_run(job_id=dead.pk, worker="w@a:2:live").status == "succeeded"
+
+
+@pytest.mark.django_db
+def test_a_job_whose_worker_vanished_too_often_fails_and_loses_its_upload(project, rosa):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _heartbeat("w@a:1:dead", age_seconds=600)
+    job = services.import_job_create(project=project, user=rosa, file=_jsonl(pairs(1, prefix="f")))
+    ImportJob.objects.filter(pk=job.pk).update(
+        status="running", worker="w@a:1:dead", attempts=services.IMPORT_JOB_MAX_ATTEMPTS,
+        started_at=timezone.now() - timedelta(minutes=10),
+    )  # fmt: skip
+    assert services.import_jobs_reap()["failed"] == 1
+    job.refresh_from_db()
+    assert job.status == "failed" and not job.file and job.finished_at
+
+
+@pytest.mark.django_db
+def test_a_queued_job_whose_message_was_lost_is_sent_again(project, rosa):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from governance.models import OutboxMessage
+
+    job = services.import_job_create(project=project, user=rosa, file=_jsonl(pairs(1, prefix="q")))
+    OutboxMessage.objects.filter(subject_id=str(job.pk)).update(
+        sent_at=timezone.now() - timedelta(hours=1)
+    )
+    assert services.import_jobs_reap()["resent"] == 1
+    assert OutboxMessage.objects.filter(subject_id=str(job.pk), sent_at__isnull=True).count() == 1
+    assert services.import_jobs_reap()["resent"] == 0  # the new row is not sent yet

@@ -9,7 +9,6 @@ from django.core.files.storage import default_storage
 from annotation import services
 from annotation.models import ImportJob, Item
 from governance.models import OutboxMessage
-from governance.outbox import outbox_relay
 from tests.annotation.conftest import pairs
 from tests.annotation.test_import_jobs import _jsonl
 from tests.polling import wait_until
@@ -49,12 +48,11 @@ def test_a_worker_lives_through_a_redis_outage_and_queued_work_resumes(
     assert "Unrecoverable error" not in worker.log()
     assert Item.objects.filter(project=project).count() == 20
 
-    # The same message delivered again (a relay that died before marking it sent) does not
-    # import twice: the job is already claimed.
+    # The same message delivered again (a relay that died before marking it sent: the row
+    # is pending again, and the worker's relay sends it a second time) imports nothing.
     row = OutboxMessage.objects.get(subject_type="annotation.importjob", subject_id=str(job.pk))
     OutboxMessage.objects.filter(pk=row.pk).update(sent_at=None)
-    assert outbox_relay(message_ids=[row.message_id]).sent == 1
-    wait_until(lambda: worker.log().count(f"[{row.message_id}] succeeded") == 2, timeout=30)
+    wait_until(lambda: worker.log().count(f"[{row.message_id}] succeeded") >= 2, timeout=60)
     job.refresh_from_db()
     assert (job.status, job.created, job.attempts) == ("succeeded", 20, 1)
     assert Item.objects.filter(project=project).count() == 20
