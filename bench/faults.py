@@ -155,6 +155,7 @@ def main() -> None:
         "args": vars(args),
     }
     try:
+        clients_started = time.monotonic()
         deadline = mp.get_context("fork").Value("d", time.monotonic() + args.max_seconds)
         collect = http_clients_start(port, project.pk, tokens, args.client_processes, deadline)
         log(f"{args.clients} clients annotating; warm-up {args.warmup} s")
@@ -241,6 +242,7 @@ def main() -> None:
         log("stopping clients")
         deadline.value = time.monotonic()  # each client ends after its current request
         merged, _ = collect()
+        clients_seconds = time.monotonic() - clients_started
         # Debounced consensus runs still waiting in the outbox go out within the debounce.
         _, outbox_drained_s = wait_for(
             lambda: not OutboxMessage.objects.filter(sent_at__isnull=True).exists(), timeout=60
@@ -261,6 +263,8 @@ def main() -> None:
     report["annotation"] = {
         "clients": args.clients,
         "requests": len(merged["next_ms"]) + len(merged["submit_ms"]) + len(merged["retry_ms"]),
+        "seconds": round(clients_seconds, 1),
+        "annotations_per_s": round(checks["annotations_created_201"] / clients_seconds, 1),
         "requests_failed": failed,
         "errors": merged["errors"],
         "annotations_created_201": checks["annotations_created_201"],

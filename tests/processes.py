@@ -70,15 +70,29 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def supervised_environment(program: str) -> dict[str, str]:
+    """The ``environment=`` that supervisord.conf (``make run``) gives a program, so test
+    workers run as ``make run`` runs them (e.g. REMAP_SIGTERM for the soft shutdown)."""
+    import configparser
+
+    from supervisor.datatypes import dict_of_key_value_pairs
+
+    config = configparser.RawConfigParser()
+    config.read(ROOT / "supervisord.conf")
+    section = f"program:{program}"
+    if not config.has_option(section, "environment"):
+        return {}
+    return dict_of_key_value_pairs(config.get(section, "environment"))
+
+
 class WorkerProcess:
     """A real ``celery worker`` process (its own process group) with its log in a file."""
 
     def __init__(self, *, env: dict[str, str], log_path: Path, name: str = "") -> None:
-        # REMAP_SIGTERM as in supervisord.conf: SIGTERM starts Celery's soft shutdown.
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "rlhf_platform.settings",
-            "REMAP_SIGTERM": "SIGQUIT",
+            **supervised_environment("worker"),
             **env,
         }
         self.log_path = log_path
