@@ -90,17 +90,9 @@ class WorkerLife(bootsteps.StartStopStep):
         os.environ[WORKER_INSTANCE_ENV] = self.instance
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
-        # Held while the thread has a database connection open: the pool must not fork
-        # a process that inherits it (os.fork waits for the lock).
-        self.fork_lock = threading.Lock()
 
     def start(self, worker):
         queues = sorted(q.name for q in worker.app.amqp.queues.consume_from.values())
-        os.register_at_fork(
-            before=self.fork_lock.acquire,
-            after_in_parent=self.fork_lock.release,
-            after_in_child=self.fork_lock.release,
-        )
         self.thread = threading.Thread(
             target=self._run, args=(worker.hostname, queues), name="attune-worker-life", daemon=True
         )
@@ -124,19 +116,21 @@ class WorkerLife(bootsteps.StartStopStep):
             if time.monotonic() >= next_beat:
                 self._guarded(self._beat, hostname, queues)
                 next_beat = time.monotonic() + settings.WORKER_HEARTBEAT_INTERVAL
-            self._guarded(self._relay)
+            if settings.OUTBOX_RELAY:
+                self._guarded(self._relay)
             self.stopping.wait(settings.OUTBOX_RELAY_INTERVAL)
 
     def _guarded(self, func, *args) -> None:
         from django.db import connection
 
-        with self.fork_lock:
-            try:
-                func(*args)
-            except Exception:  # a missed beat or relay pass is retried on the next tick
-                logger.warning("worker %s failed", func.__name__.strip("_"), exc_info=True)
-            finally:
-                connection.close()
+        try:
+            func(*args)
+        except Exception:  # a missed beat or relay pass is retried on the next tick
+            logger.warning("worker %s failed", func.__name__.strip("_"), exc_info=True)
+        finally:
+            # No connection is kept between ticks: pool processes forked meanwhile must
+            # not inherit one in use.
+            connection.close()
 
     def _beat(self, hostname: str, queues: list[str]) -> None:
         from governance.services import worker_heartbeat_record

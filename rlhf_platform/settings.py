@@ -255,8 +255,10 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 # so a deployment or Ctrl+C never waits for a two-hour import.
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = float(os.environ.get("WORKER_SOFT_SHUTDOWN_TIMEOUT", "5"))
 CELERY_WORKER_CONSUMER = "rlhf_platform.celery:Consumer"
-# The transactional outbox (governance.outbox): how often a worker sends what is due.
+# The transactional outbox (governance.outbox): how often a worker sends what is due, and
+# whether it does (off for a worker whose broker is not the one the web servers use).
 OUTBOX_RELAY_INTERVAL = float(os.environ.get("OUTBOX_RELAY_INTERVAL", "1"))
+OUTBOX_RELAY = env_bool("OUTBOX_RELAY", default=True)
 # Quiet period before a consensus recomputation runs after annotations arrive.
 CONSENSUS_DEBOUNCE_SECONDS = float(os.environ.get("CONSENSUS_DEBOUNCE_SECONDS", "10"))
 # Seconds between worker heartbeats, and how old one may be before /healthz says "down".

@@ -179,7 +179,10 @@ def celery_worker_process(django_db_setup, django_db_blocker):
 
     app.control.purge()
     worker = WorkerProcess(
-        env={"DATABASE_URL": database_url, "WORKER_HEARTBEAT_INTERVAL": "1"},
+        # No outbox relay: tests with a broker of their own (own_redis) share this database,
+        # and this worker would send their tasks to its broker.  Tasks queued through the
+        # outbox reach it by the test process's after-commit send.
+        env={"DATABASE_URL": database_url, "WORKER_HEARTBEAT_INTERVAL": "1", "OUTBOX_RELAY": "0"},
         log_path=Path(settings.VAR_DIR) / "test-worker.log",
         name=f"test-{uuid.uuid4().hex[:8]}@%h",
     )

@@ -83,8 +83,10 @@ def test_recompute_stores_consensus_agreement_and_flags_a_spammer(rosa):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_submissions_trigger_one_debounced_recompute_on_the_worker(
-    celery_worker_process, settings, rosa, anna
+    start_worker, broker_on_own_redis, settings, rosa, anna
 ):
+    """The delayed outbox row is sent by the worker's relay once the debounce is over."""
+    start_worker()
     settings.CONSENSUS_DEBOUNCE_SECONDS = 1
     project = services.project_create(created_by=rosa, name="Live", overlap=1)
     services.project_member_add(project=project, user=anna, role="annotator")
