@@ -20,6 +20,7 @@ consensus  consensus_recompute over --annotations-items items x 10 annotators
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import http.client
 import json
@@ -433,6 +434,9 @@ def http_server_start(args, env: dict | None = None) -> tuple[subprocess.Popen, 
     if not args.server_debug:
         env["DEBUG"] = "0"
         env.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+        env.setdefault(
+            "AUDIT_HMAC_KEYS", f"bench:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+        )
     cmd = [
         str(Path(sys.executable).parent / "gunicorn"),
         "rlhf_platform.wsgi",
