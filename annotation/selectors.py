@@ -202,3 +202,85 @@ def import_job_wait_reason(*, job) -> str:
         return ""
     reason = outbox_wait_reason(subject=job) or "Waiting for a free worker."
     return f"{job.message} {reason}" if job.message else reason
+
+
+# ----------------------------------------------------------------------------------------
+# For other apps (models_registry reads annotation only through these)
+# ----------------------------------------------------------------------------------------
+
+
+def snapshot_readable(*, snapshot_id: int, user) -> DatasetSnapshot | None:
+    """A snapshot whose rows ``user`` may read — the project's export permission, the same
+    as downloading it — or None."""
+    snapshot = DatasetSnapshot.objects.select_related("project").filter(pk=snapshot_id).first()
+    if snapshot is None or not access.user_can(user=user, action="export", obj=snapshot.project):
+        return None
+    return snapshot
+
+
+def snapshot_list_readable(*, user) -> QuerySet[DatasetSnapshot]:
+    """Snapshots (TRL or Parquet, so usable as preference pairs) the user may read."""
+    projects = access.queryset_restrict(queryset=Project.objects.all(), user=user, action="export")
+    return (
+        DatasetSnapshot.objects.filter(
+            project__in=projects.values("pk"),
+            format__in=[DatasetSnapshot.Format.TRL, DatasetSnapshot.Format.PARQUET],
+        )
+        .select_related("project")
+        .order_by("-created_at")
+    )
+
+
+def snapshot_rows(*, snapshot: DatasetSnapshot) -> list[dict[str, Any]]:
+    """The rows of a TRL (JSONL) or Parquet snapshot, after checking the file's SHA-256
+    against the one recorded at export (a changed file is refused)."""
+    import hashlib
+    import io
+    import json
+
+    with snapshot.file.open("rb") as handle:
+        data = handle.read()
+    if hashlib.sha256(data).hexdigest() != snapshot.sha256:
+        raise ValueError(f"snapshot {snapshot.pk}: file does not match its recorded SHA-256")
+    if snapshot.format == DatasetSnapshot.Format.TRL:
+        return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    if snapshot.format == DatasetSnapshot.Format.PARQUET:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(io.BytesIO(data)).to_pylist()
+    raise ValueError(f"snapshot {snapshot.pk}: {snapshot.format} rows are not preference pairs")
+
+
+def snapshot_lineage(*, snapshot: DatasetSnapshot) -> dict[str, Any]:
+    """Where a snapshot came from: project, filters, size, hash, and the project's
+    agreement when it was taken (the latest recomputation before it)."""
+    stats = (
+        ProjectStats.objects.filter(
+            project_id=snapshot.project_id, computed_at__lte=snapshot.created_at
+        )
+        .order_by("-computed_at")
+        .values("computed_at", "n_items", "n_complete", "n_annotations", "metrics")
+        .first()
+    )
+    return {
+        "snapshot": snapshot.pk,
+        "project": snapshot.project_id,
+        "project_name": snapshot.project.name,
+        "format": snapshot.format,
+        "filters": snapshot.filters,
+        "rows": snapshot.row_count,
+        "sha256": snapshot.sha256,
+        "created_at": snapshot.created_at,
+        "agreement": stats,
+    }
+
+
+def project_texts(*, project: Project, limit: int = 20000) -> list[str]:
+    """Prompts and response texts of a project's items (e.g. to train a tokenizer)."""
+    texts: list[str] = []
+    for prompt, responses in Item.objects.filter(project=project).values_list(
+        "prompt", "responses"
+    )[:limit]:
+        texts.append(prompt)
+        texts.extend(r.get("text", "") for r in responses if isinstance(r, dict))
+    return texts

@@ -38,10 +38,33 @@ ALL = "__all__"
 # exist (yet) are an error: a typo here must not silently grant nothing.
 ROLE_PERMISSIONS: dict[str, list[str] | str] = {
     ADMIN: ALL,
-    RESEARCHER: ["annotation.add_project"],
+    RESEARCHER: [
+        "annotation.add_project",
+        # Models: train, predict, register and move aliases; base models are added by admins
+        # (they name directories on the server).
+        "models_registry.view_basemodel",
+        "models_registry.view_registeredmodel",
+        "models_registry.add_registeredmodel",
+        "models_registry.view_modelversion",
+        "models_registry.change_registeredmodel",  # move its aliases
+        "models_registry.view_modelalias",
+        "models_registry.view_aliaschange",
+        "models_registry.view_trainingjob",
+        "models_registry.add_trainingjob",
+        "models_registry.change_trainingjob",
+        "models_registry.view_prediction",
+        "models_registry.add_prediction",
+    ],
     ANNOTATOR: [],
     REVIEWER: [],
-    ETHICS_COMMITTEE: ["governance.view_auditevent"],
+    ETHICS_COMMITTEE: [
+        "governance.view_auditevent",
+        # The evidence of promotion requests: versions, their metrics and alias history.
+        "models_registry.view_registeredmodel",
+        "models_registry.view_modelversion",
+        "models_registry.view_modelalias",
+        "models_registry.view_aliaschange",
+    ],
     VIEWER: [],
 }
 

@@ -212,6 +212,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Queues that can be scaled apart: training can live on GPU machines.
 CELERY_TASK_ROUTES = {
+    # The reaper of dead training jobs must run even where no training worker is alive.
+    "models_registry.training_jobs_reap": {"queue": "default"},
     "models_registry.*": {"queue": "training"},
     "monitoring.*": {"queue": "monitoring"},
 }
@@ -232,6 +234,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "governance-outbox-prune": {
         "task": "governance.outbox_prune",
         "schedule": 3600.0,
+    },
+    "models-reap-abandoned-training": {
+        "task": "models_registry.training_jobs_reap",
+        "schedule": 60.0,
     },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -264,6 +270,20 @@ CONSENSUS_DEBOUNCE_SECONDS = float(os.environ.get("CONSENSUS_DEBOUNCE_SECONDS", 
 # Seconds between worker heartbeats, and how old one may be before /healthz says "down".
 WORKER_HEARTBEAT_INTERVAL = int(os.environ.get("WORKER_HEARTBEAT_INTERVAL", "10"))
 WORKER_HEARTBEAT_MAX_AGE = int(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "45"))
+
+# --- Models ---------------------------------------------------------------------------
+# A training task's hard limit (a job's own ``max_seconds`` ends it gracefully before).
+TRAINING_TASK_TIME_LIMIT = int(os.environ.get("TRAINING_TASK_TIME_LIMIT", str(25 * 3600)))
+# A running job refreshes its heartbeat this often; one older than the max age has died.
+TRAINING_JOB_HEARTBEAT_INTERVAL = float(os.environ.get("TRAINING_JOB_HEARTBEAT_INTERVAL", "5"))
+TRAINING_JOB_HEARTBEAT_MAX_AGE = float(os.environ.get("TRAINING_JOB_HEARTBEAT_MAX_AGE", "60"))
+# Versions kept in memory per process for prediction (least recently used goes first).
+MODELS_LOADED_MAX = int(os.environ.get("MODELS_LOADED_MAX", "2"))
+MODELS_PREDICT_BATCH = int(os.environ.get("MODELS_PREDICT_BATCH", "64"))
+MODELS_PREDICT_MAX_PAIRS = int(os.environ.get("MODELS_PREDICT_MAX_PAIRS", "512"))
+# Model code never reaches a hub: every model is a local directory.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 # --- Auth, permissions --------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -1,0 +1,26 @@
+"""Model registry background tasks: thin wrappers over services, on the ``training`` queue
+(``settings.CELERY_TASK_ROUTES``), so GPU hosts can take the training work."""
+
+import os
+
+from celery import shared_task
+from django.conf import settings
+
+from .services import training_job_run, training_jobs_fail_abandoned
+
+
+@shared_task(
+    bind=True,
+    name="models_registry.training_job_run",
+    time_limit=settings.TRAINING_TASK_TIME_LIMIT,
+    soft_time_limit=settings.TRAINING_TASK_TIME_LIMIT - 120,
+)
+def training_job_run_task(self, job_id: int) -> None:
+    """Train, calibrate and register (queued by ``services.training_job_create``)."""
+    training_job_run(job_id=job_id, worker=self.request.hostname or "", worker_pid=os.getpid())
+
+
+@shared_task(name="models_registry.training_jobs_reap", time_limit=60, soft_time_limit=50)
+def training_jobs_reap_task() -> int:
+    """Fail training jobs whose worker died (scheduled by beat, on the default queue)."""
+    return training_jobs_fail_abandoned()
