@@ -11,6 +11,7 @@ api_patterns = [
     path("auth/token/", AuthTokenView.as_view(), name="api-token"),
     path("governance/", include("governance.api.urls")),
     path("annotation/", include("annotation.api.urls")),
+    path("models/", include("models_registry.api.urls")),
 ]
 
 urlpatterns = [
@@ -21,6 +22,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("governance/", include("governance.urls")),
     path("annotation/", include("annotation.urls")),
+    path("models/", include("models_registry.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,0 +1,25 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from .views import (
+    AliasChangeViewSet,
+    BaseModelViewSet,
+    ModelVersionViewSet,
+    PredictionViewSet,
+    PredictViewSet,
+    RegisteredModelViewSet,
+    TrainingJobViewSet,
+)
+
+router = DefaultRouter()
+router.register("registered", RegisteredModelViewSet, basename="registered-model")
+router.register("versions", ModelVersionViewSet, basename="model-version")
+router.register("base-models", BaseModelViewSet, basename="base-model")
+router.register("jobs", TrainingJobViewSet, basename="training-job")
+router.register("alias-changes", AliasChangeViewSet, basename="alias-change")
+router.register("predictions", PredictionViewSet, basename="prediction")
+
+urlpatterns = [
+    *router.urls,
+    path("<str:ref>/predict", PredictViewSet.as_view({"post": "create"}), name="model-predict"),
+]

@@ -1,0 +1,39 @@
+"""Forms of the models UI: the training form starts a job from a snapshot."""
+
+from django import forms
+
+from .models import BaseModel, Kind
+
+
+class TrainingJobForm(forms.Form):
+    """Start a reward-model or DPO job on a dataset snapshot."""
+
+    kind = forms.ChoiceField(choices=Kind.choices, initial=Kind.REWARD)
+    registered_model = forms.RegexField(
+        regex=r"^[a-z0-9][a-z0-9._-]{0,99}$",
+        label="Model name",
+        help_text="New or existing (lower case, digits, . _ -). Versions are numbered under it.",
+    )
+    snapshot = forms.TypedChoiceField(coerce=int, label="Dataset snapshot")
+    base_model = forms.ModelChoiceField(
+        queryset=BaseModel.objects.all(), to_field_name="name", label="Base model"
+    )
+    epochs = forms.IntegerField(min_value=1, max_value=100, initial=2)
+    learning_rate = forms.FloatField(min_value=1e-8, max_value=1.0, initial=2e-5)
+    batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=16)
+    max_length = forms.IntegerField(min_value=8, max_value=8192, initial=256, label="Max tokens")
+    curriculum = forms.BooleanField(
+        required=False, help_text="Easy → hard by consensus confidence (no shuffling)."
+    )
+
+    def __init__(self, *args, snapshots=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["snapshot"].choices = [
+            (s.pk, f"#{s.pk} {s.project.name} · {s.row_count} rows · {s.sha256[:12]}")
+            for s in snapshots
+        ]
+
+    def config(self) -> dict:
+        """The training settings chosen in the form."""
+        names = ("epochs", "learning_rate", "batch_size", "max_length", "curriculum")
+        return {name: self.cleaned_data[name] for name in names}

@@ -1,0 +1,266 @@
+"""The models web UI under ``/models/``: registered models and their versions (metrics,
+calibration plot, lineage, aliases and history), comparison, the training form and job
+pages with live progress.  Thin: services and selectors do the work, ``governance.access``
+decides who sees what (annotators get 403)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, JsonResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.views import View
+from django.views.generic import ListView
+
+from annotation import selectors as annotation_selectors
+from governance import access
+from rlhf_platform.errors import Conflict
+from rlhf_platform.views import RestrictedViewMixin
+
+from . import selectors, services
+from .forms import TrainingJobForm
+from .models import BaseModel, ModelVersion, RegisteredModel, TrainingJob
+
+
+def _restricted_get(request, queryset, **lookup):
+    obj = access.object_get(queryset=queryset, user=request.user, **lookup)
+    if obj is None:
+        raise Http404
+    return obj
+
+
+def _errors(exc: ValidationError) -> list[str]:
+    if hasattr(exc, "error_dict"):
+        return [f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()]
+    return exc.messages
+
+
+class ModelListView(RestrictedViewMixin, ListView):
+    """Registered models with their aliases and latest version; base models; recent jobs."""
+
+    model = RegisteredModel
+    template_name = "models_registry/model_list.html"
+    context_object_name = "models"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return super().get_queryset().prefetch_related("aliases__version", "versions")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        context["base_models"] = access.queryset_restrict(
+            queryset=BaseModel.objects.all(), user=user
+        )
+        context["jobs"] = selectors.training_job_list(user=user)[:10]
+        context["can_train"] = access.user_can_add(user=user, model=TrainingJob)
+        return context
+
+
+class RegisteredModelView(RestrictedViewMixin, View):
+    """A model's versions, aliases (moved here) and the aliases' history."""
+
+    model = RegisteredModel
+
+    def _context(self, request, model):
+        return {
+            "model": model,
+            "versions": selectors.version_list(registered_model=model),
+            "aliases": model.aliases.select_related("version", "updated_by"),
+            "history": selectors.alias_history(registered_model=model),
+            "can_move": access.user_can(user=request.user, action="change", obj=model),
+        }
+
+    def get(self, request, name):
+        model = _restricted_get(request, RegisteredModel.objects.all(), name=name)
+        return TemplateResponse(
+            request, "models_registry/model_detail.html", self._context(request, model)
+        )
+
+    def post(self, request, name):
+        model = _restricted_get(request, RegisteredModel.objects.all(), name=name)
+        access.require(user=request.user, action="change", obj=model)
+        alias = request.POST.get("alias", "").strip()
+        version_id = request.POST.get("version", "")
+        reason = request.POST.get("reason", "")[:5000]
+        try:
+            if version_id:
+                version = model.versions.filter(
+                    pk=int(version_id) if version_id.isdigit() else 0
+                ).first()
+                if version is None:
+                    raise ValidationError({"version": ["no such version"]})
+                services.model_alias_set(
+                    registered_model=model,
+                    alias=alias,
+                    version=version,
+                    user=request.user,
+                    reason=reason,
+                )
+                messages.success(request, f"{model.name}:{alias} now points at {version.ref}.")
+            else:
+                services.model_alias_remove(
+                    registered_model=model, alias=alias, user=request.user, reason=reason
+                )
+                messages.success(request, f"Alias {alias} removed.")
+        except ValidationError as exc:
+            for reason_text in _errors(exc):
+                messages.error(request, reason_text)
+            response = TemplateResponse(
+                request,
+                "models_registry/model_detail.html",
+                self._context(request, model),
+                status=400,
+            )
+            return response
+        return redirect("models_registry:model-detail", name=model.name)
+
+
+class VersionView(RestrictedViewMixin, View):
+    """One version: metrics, calibration (reliability plot), lineage, aliases."""
+
+    model = ModelVersion
+
+    def get(self, request, version_id):
+        version = _restricted_get(
+            request,
+            ModelVersion.objects.select_related("registered_model", "base_model", "training_job"),
+            pk=version_id,
+        )
+        calibration = version.calibration or {}
+        chart = {
+            "before": (calibration.get("before") or {}).get("reliability"),
+            "after": (calibration.get("after") or {}).get("reliability"),
+        }
+        context = {
+            "version": version,
+            "lineage": selectors.version_lineage(version=version),
+            "calibration": calibration,
+            "stages": [
+                ("Raw margins", calibration.get("before")),
+                (
+                    f"Temperature T = {calibration.get('temperature', 1):.3g}",
+                    calibration.get("after"),
+                ),
+                ("Platt scaling", calibration.get("platt_after")),
+            ],
+            "chart": chart,
+            "aliases": sorted(a.name for a in version.aliases.all()),
+            "siblings": version.registered_model.versions.exclude(pk=version.pk).order_by(
+                "-number"
+            )[:10],
+        }
+        return TemplateResponse(request, "models_registry/version_detail.html", context)
+
+
+class CompareView(RestrictedViewMixin, View):
+    """Versions side by side (``?v=ref&v=ref``)."""
+
+    model = ModelVersion
+
+    def get(self, request):
+        versions = []
+        for ref in request.GET.getlist("v")[:6]:
+            version = selectors.version_resolve(ref=ref)
+            if version is None or not access.user_can(
+                user=request.user, action="view", obj=version
+            ):
+                raise Http404
+            versions.append(version)
+        comparison = selectors.version_compare(versions=versions) if versions else None
+        return TemplateResponse(request, "models_registry/compare.html", {"comparison": comparison})
+
+
+class JobListView(RestrictedViewMixin, View):
+    """Training jobs, and the form that starts one from a snapshot."""
+
+    model = TrainingJob
+
+    def _render(self, request, form, status=200):
+        return TemplateResponse(
+            request,
+            "models_registry/job_list.html",
+            {
+                "jobs": selectors.training_job_list(user=request.user)[:100],
+                "form": form,
+                "can_train": access.user_can_add(user=request.user, model=TrainingJob),
+            },
+            status=status,
+        )
+
+    def _form(self, request, data=None):
+        snapshots = annotation_selectors.snapshot_list_readable(user=request.user)[:200]
+        return TrainingJobForm(data, snapshots=snapshots)
+
+    def get(self, request):
+        return self._render(request, self._form(request))
+
+    def post(self, request):
+        if not access.user_can_add(user=request.user, model=TrainingJob):
+            raise PermissionDenied("You may not start training jobs.")
+        form = self._form(request, request.POST)
+        if form.is_valid():
+            try:
+                job = services.training_job_create(
+                    user=request.user,
+                    kind=form.cleaned_data["kind"],
+                    registered_model_name=form.cleaned_data["registered_model"],
+                    base_model=form.cleaned_data["base_model"],
+                    snapshot_id=form.cleaned_data["snapshot"],
+                    config=form.config(),
+                )
+            except ValidationError as exc:
+                for reason in _errors(exc):
+                    form.add_error(None, reason)
+            else:
+                messages.success(request, f"Training job {job.pk} queued.")
+                return redirect("models_registry:job-detail", job_id=job.pk)
+        return self._render(request, form, status=400)
+
+
+class JobView(RestrictedViewMixin, View):
+    """A job's page: progress bar and loss curve, updated by polling ``progress.json``."""
+
+    model = TrainingJob
+
+    def get(self, request, job_id):
+        job = _restricted_get(
+            request, TrainingJob.objects.select_related("registered_model", "base_model"), pk=job_id
+        )
+        return TemplateResponse(
+            request,
+            "models_registry/job_detail.html",
+            {
+                "job": job,
+                "progress": selectors.training_job_progress(job=job),
+                "can_cancel": not job.finished
+                and access.user_can(user=request.user, action="change", obj=job),
+            },
+        )
+
+
+class JobProgressView(RestrictedViewMixin, View):
+    """The job's live state as JSON (polled by the job page)."""
+
+    model = TrainingJob
+
+    def get(self, request, job_id):
+        job = _restricted_get(request, TrainingJob.objects.all(), pk=job_id)
+        return JsonResponse(selectors.training_job_progress(job=job))
+
+
+class JobCancelView(RestrictedViewMixin, View):
+    """Cancel a job (POST)."""
+
+    model = TrainingJob
+
+    def post(self, request, job_id):
+        job = _restricted_get(request, TrainingJob.objects.all(), pk=job_id)
+        access.require(user=request.user, action="change", obj=job)
+        try:
+            services.training_job_cancel(job=job)
+            messages.success(request, f"Job {job.pk}: cancel requested.")
+        except Conflict as exc:
+            messages.error(request, str(exc))
+        return redirect("models_registry:job-detail", job_id=job.pk)

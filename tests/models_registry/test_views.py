@@ -1,0 +1,97 @@
+"""Models pages: lists, version page (calibration plot data, lineage), aliases, the
+training form, job pages and their progress JSON; annotators get 403."""
+
+from __future__ import annotations
+
+import pytest
+
+from models_registry.models import ModelAlias, TrainingJob
+from tests.models_registry.conftest import train_now
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def version(rosa, snapshot, tiny_encoder):
+    return train_now(user=rosa, base_model=tiny_encoder, snapshot=snapshot).version
+
+
+def login(client, user, password):
+    assert client.login(username=user.username, password=password)
+    return client
+
+
+def test_annotators_get_403_on_every_models_page(client, password, anna, version):
+    login(client, anna, password)
+    job = version.training_job
+    for url in ("/models/", "/models/jobs/", f"/models/versions/{version.pk}/",
+                f"/models/jobs/{job.pk}/", f"/models/jobs/{job.pk}/progress.json",
+                f"/models/{version.registered_model.name}/", f"/models/compare/?v={version.pk}"):  # fmt: skip
+        assert client.get(url).status_code == 403, url
+    assert "Models" not in client.get("/").content.decode()
+
+
+def test_a_researcher_sees_models_versions_and_lineage(client, password, rosa, version):
+    login(client, rosa, password)
+    listing = client.get("/models/").content.decode()
+    assert "tiny-rm" in listing and 'data-testid="registered-models"' in listing
+    page = client.get(f"/models/versions/{version.pk}/").content.decode()
+    assert "tiny-rm@1" in page and 'id="chart-reliability"' in page
+    assert 'id="reliability-data"' in page and "js/models.js" in page
+    assert "<script>" not in page  # no inline scripts: a strict CSP holds
+    assert version.snapshot_sha256[:16] in page and "Temperature T" in page
+    detail = client.get("/models/tiny-rm/").content.decode()
+    assert "tiny-rm@1" in detail and 'data-testid="alias-history"' in detail
+
+
+def test_aliases_move_from_the_model_page(client, password, rosa, version):
+    login(client, rosa, password)
+    response = client.post(
+        "/models/tiny-rm/", {"alias": "staging", "version": version.pk, "reason": "ok"}
+    )
+    assert response.status_code == 302
+    assert ModelAlias.objects.get(name="staging").version == version
+    bad = client.post("/models/tiny-rm/", {"alias": "Bad Alias", "version": version.pk})
+    assert bad.status_code == 400
+    page = client.get("/models/tiny-rm/").content.decode()
+    assert "staging" in page and "(removed)" not in page
+
+
+def test_the_training_form_starts_a_job_from_a_snapshot(
+    client, password, rosa, snapshot, tiny_encoder
+):
+    login(client, rosa, password)
+    form = client.get("/models/jobs/").content.decode()
+    assert f'value="{snapshot.pk}"' in form and "tiny-bert" in form
+    response = client.post("/models/jobs/", {
+        "kind": "reward", "registered_model": "form-rm", "snapshot": snapshot.pk,
+        "base_model": "tiny-bert", "epochs": 1, "learning_rate": 0.001, "batch_size": 8,
+        "max_length": 64,
+    })  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    job = TrainingJob.objects.get(registered_model__name="form-rm")
+    assert job.config["epochs"] == 1 and job.status == "queued"
+    page = client.get(f"/models/jobs/{job.pk}/").content.decode()
+    assert 'data-progress-url="/models/jobs/' in page and 'id="chart-loss"' in page
+    progress = client.get(f"/models/jobs/{job.pk}/progress.json").json()
+    assert progress["status"] == "queued" and progress["percent"] == 0.0
+    assert client.post(f"/models/jobs/{job.pk}/cancel/").status_code == 302
+    assert TrainingJob.objects.get(pk=job.pk).status == "cancelled"
+
+
+def test_the_training_form_refuses_bad_input_with_400(client, password, rosa, snapshot):
+    login(client, rosa, password)
+    response = client.post(
+        "/models/jobs/", {"kind": "reward", "registered_model": "x", "epochs": 0}
+    )
+    assert response.status_code == 400
+    assert not TrainingJob.objects.exists()
+
+
+def test_the_job_progress_json_carries_the_curve(client, password, rosa, version):
+    login(client, rosa, password)
+    progress = client.get(f"/models/jobs/{version.training_job_id}/progress.json").json()
+    assert progress["status"] == "succeeded" and progress["percent"] == 100.0
+    assert progress["version"] == "tiny-rm@1"
+    assert any("loss" in point for point in progress["history"])
+    assert any("eval_accuracy" in point for point in progress["history"])
