@@ -151,7 +151,7 @@ def base_model_register(
         name=name, architecture=architecture, source=source, location=location,
         description=description, created_by=user,
     )  # fmt: skip
-    base.full_clean()
+    base.full_clean(exclude=["created_by", "config"])
     directory = base_model_directory(base=base)
     if not (directory / "config.json").is_file():
         raise ValidationError({"location": [f"{directory} holds no config.json"]})
@@ -215,7 +215,7 @@ def registered_model_create(
 ) -> RegisteredModel:
     """A new named line of versions (audited)."""
     model = RegisteredModel(name=name, kind=kind, description=description, created_by=user)
-    model.full_clean()
+    model.full_clean(exclude=["created_by"])
     model.save()
     audit_event_record(action="model.create", obj=model, after={"name": name, "kind": kind})
     return model

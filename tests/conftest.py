@@ -170,10 +170,15 @@ def _worker_database_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker):
-    """A real Celery worker (separate process, real broker) on the test database."""
+def worker_database_url(django_db_setup, django_db_blocker) -> str:
+    """The test database's URL, for worker processes that a test starts itself."""
     with django_db_blocker.unblock():
-        database_url = _worker_database_url()
+        return _worker_database_url()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(worker_database_url):
+    """A real Celery worker (separate process, real broker) on the test database."""
     # Messages left by earlier runs point at rows of a flushed database (SQLite reuses ids).
     from rlhf_platform.celery import app
 
@@ -182,7 +187,11 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         # No outbox relay: tests with a broker of their own (own_redis) share this database,
         # and this worker would send their tasks to its broker.  Tasks queued through the
         # outbox reach it by the test process's after-commit send.
-        env={"DATABASE_URL": database_url, "WORKER_HEARTBEAT_INTERVAL": "1", "OUTBOX_RELAY": "0"},
+        env={
+            "DATABASE_URL": worker_database_url,
+            "WORKER_HEARTBEAT_INTERVAL": "1",
+            "OUTBOX_RELAY": "0",
+        },
         log_path=Path(settings.VAR_DIR) / "test-worker.log",
         name=f"test-{uuid.uuid4().hex[:8]}@%h",
     )

@@ -99,11 +99,17 @@ class WorkerProcess:
         self.name = name or f"w-{uuid.uuid4().hex[:8]}@%h"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, *, timeout: float = 60, extra: tuple[str, ...] = ()) -> WorkerProcess:
+    def start(
+        self,
+        *,
+        timeout: float = 60,
+        queues: str = "default,training,monitoring",
+        extra: tuple[str, ...] = (),
+    ) -> WorkerProcess:
         log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "rlhf_platform", "worker", "--loglevel=INFO",
-             "--concurrency=2", "-n", self.name, "--queues=default,training,monitoring",
+             "--concurrency=2", "-n", self.name, f"--queues={queues}",
              "--without-gossip", "--without-mingle", *extra],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
