@@ -1,5 +1,6 @@
-"""The demo workspace that ``make run`` loads: demo users for every role (and, as the apps
-grow, their demo data).  Idempotent: running it again changes nothing."""
+"""The demo workspace that ``make run`` loads: demo users for every role, the demo
+annotation project, and a reward model the worker trains on its labels.  Idempotent:
+running it again changes nothing."""
 
 from __future__ import annotations
 
@@ -96,6 +97,34 @@ def _demo_project(users: dict[str, object]) -> None:
     consensus_recompute(project=project)
 
 
+DEMO_MODEL = "demo-reward"
+# Small and quick: the worker trains it in seconds after `make run` starts, and demo_setup
+# itself imports no torch (it only queues the job).
+DEMO_TRAINING = {"epochs": 3, "learning_rate": 1e-4, "batch_size": 8, "max_length": 128,
+                 "eval_fraction": 0.25, "logging_steps": 1}  # fmt: skip
+
+
+def _demo_model(users: dict[str, object]) -> None:
+    """The demo's model: all-MiniLM-L6-v2 registered as a base model, a TRL snapshot of the
+    demo project's labels, and a reward-model training job queued on it for the worker."""
+    from annotation.exports import dataset_export
+    from annotation.models import DatasetSnapshot, Project
+    from models_registry import services as models_services
+    from models_registry.models import TrainingJob
+
+    minilm = models_services.base_model_minilm_ensure(user=users["admin"])
+    if TrainingJob.objects.filter(registered_model__name=DEMO_MODEL).exists():
+        return
+    project = Project.objects.get(name=DEMO_PROJECT)
+    snapshot = DatasetSnapshot.objects.filter(project=project, format="trl").first()
+    if snapshot is None:
+        snapshot = dataset_export(project=project, fmt="trl", user=users["researcher"])
+    models_services.training_job_create(
+        user=users["researcher"], kind="reward", registered_model_name=DEMO_MODEL,
+        base_model=minilm, snapshot_id=snapshot.pk, config=DEMO_TRAINING,
+    )  # fmt: skip
+
+
 @transaction.atomic
 def demo_workspace_load() -> list[DemoUser]:
     """Create the demo users and the demo project if they do not exist; return the logins."""
@@ -119,4 +148,5 @@ def demo_workspace_load() -> list[DemoUser]:
         u.username: u for u in User.objects.filter(username__in=[d.username for d in DEMO_USERS])
     }
     _demo_project(users)
+    _demo_model(users)
     return list(DEMO_USERS)

@@ -92,6 +92,12 @@ def test_demo_workspace_is_idempotent_and_every_demo_user_logs_in(client, settin
         "viewer",
     }
     assert AuditEvent.objects.filter(action="user.create").count() == len(DEMO_USERS)
+    # The demo's model: MiniLM as a base model and one training job queued on a snapshot.
+    from models_registry.models import BaseModel, TrainingJob
+
+    job = TrainingJob.objects.get(registered_model__name="demo-reward")
+    assert job.base_model == BaseModel.objects.get(name="all-minilm-l6-v2")
+    assert job.snapshot.row_count > 0 and job.created_by.username == "researcher"
 
 
 def test_demo_setup_refuses_without_debug(settings):
