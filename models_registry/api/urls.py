@@ -11,7 +11,9 @@ from .views import (
     TrainingJobViewSet,
 )
 
+# No ``.json`` suffix routes, as in the other apps: the API speaks JSON only.
 router = DefaultRouter()
+router.include_format_suffixes = False
 router.register("registered", RegisteredModelViewSet, basename="registered-model")
 router.register("versions", ModelVersionViewSet, basename="model-version")
 router.register("base-models", BaseModelViewSet, basename="base-model")

@@ -55,6 +55,7 @@ from annotation import exports, services
 from annotation.consensus import consensus_recompute
 from annotation.models import Adjudication, DatasetSnapshot, ImportJob, Item, Project
 from governance.models import AuditEvent, UserPreference, WorkerHeartbeat
+from models_registry.models import ModelVersion, Prediction, RegisteredModel, TrainingJob
 from tests.annotation.conftest import label, pairs
 from tests.factories import UserFactory
 
@@ -75,6 +76,8 @@ REVIEW = "ada rosa rex"
 REPORT = "ada rosa rex vic"  # agreement and annotator quality
 CHANGE = "ada rosa"  # settings, members, items, imports and import jobs
 EXPORT = "ada rosa"  # datasets: they hold every annotator's answers and the gold answers
+MODEL_READERS = "ada rosa eve"  # registered models, versions, aliases: the promotion evidence
+TRAIN = "ada rosa"  # training jobs, base models, predictions, moving aliases
 
 # fmt: off
 ROUTES: dict[str, dict[str, str]] = {
@@ -96,6 +99,14 @@ ROUTES: dict[str, dict[str, str]] = {
     "annotation/projects/<project_id>/import/":            {"GET": CHANGE, "POST": CHANGE},
     "annotation/projects/<project_id>/export/":            {"GET": EXPORT, "POST": EXPORT},
     "annotation/projects/<project_id>/snapshots/<snapshot_id>/download/": {"GET": EXPORT},
+    "models/":                                             {"GET": MODEL_READERS},
+    "models/compare/":                                     {"GET": MODEL_READERS},
+    "models/versions/<version_id>/":                       {"GET": MODEL_READERS},
+    "models/jobs/":                                        {"GET": TRAIN, "POST": TRAIN},
+    "models/jobs/<job_id>/":                               {"GET": TRAIN},
+    "models/jobs/<job_id>/progress.json":                  {"GET": TRAIN},
+    "models/jobs/<job_id>/cancel/":                        {"POST": TRAIN},
+    "models/<name>/":                                      {"GET": MODEL_READERS, "POST": TRAIN},
     # -- API --------------------------------------------------------------------------------
     "api/auth/token/":                                     {"POST": ANYONE},
     "api/governance/":                                     {"GET": SIGNED_IN},
@@ -121,6 +132,23 @@ ROUTES: dict[str, dict[str, str]] = {
     "api/annotation/snapshots/<pk>/download/":             {"GET": EXPORT},
     "api/annotation/import-jobs/":                         {"GET": SIGNED_IN},  # rows filtered
     "api/annotation/import-jobs/<pk>/":                    {"GET": CHANGE},
+    "api/models/":                                         {"GET": SIGNED_IN},
+    "api/models/registered/":                              {"GET": MODEL_READERS, "POST": TRAIN},
+    "api/models/registered/<pk>/":                         {"GET": MODEL_READERS},
+    "api/models/registered/<pk>/aliases/":                 {"GET": MODEL_READERS, "POST": TRAIN},
+    "api/models/versions/":                                {"GET": MODEL_READERS},
+    "api/models/versions/compare/":                        {"GET": MODEL_READERS},
+    "api/models/versions/<pk>/":                           {"GET": MODEL_READERS},
+    "api/models/base-models/":                             {"GET": TRAIN},
+    "api/models/base-models/<pk>/":                        {"GET": TRAIN},
+    "api/models/jobs/":                                    {"GET": TRAIN, "POST": TRAIN},
+    "api/models/jobs/<pk>/":                               {"GET": TRAIN},
+    "api/models/jobs/<pk>/cancel/":                        {"POST": TRAIN},
+    "api/models/alias-changes/":                           {"GET": MODEL_READERS},
+    "api/models/alias-changes/<pk>/":                      {"GET": MODEL_READERS},
+    "api/models/predictions/":                             {"GET": TRAIN},
+    "api/models/predictions/<pk>/":                        {"GET": TRAIN},
+    "api/models/<ref>/predict":                            {"POST": TRAIN},
     "api/schema/":                                         {"GET": ANYONE},
     "api/docs/":                                           {"GET": ANYONE},
     # -- admin console: staff only (Ada); first matching pattern wins -----------------------
@@ -148,6 +176,10 @@ ROUTES: dict[str, dict[str, str]] = {
     "admin/axes/accessattempt/add/":                       {"GET": NO_ONE, "POST": NO_ONE},
     "admin/axes/accesslog/add/":                           {"GET": NO_ONE, "POST": NO_ONE},
     "admin/axes/accessfailurelog/add/":                    {"GET": NO_ONE, "POST": NO_ONE},
+    # The registry changes through its services only (validated, audited): read-only here.
+    "admin/models_registry/*/add/":                        {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/models_registry/*/change/":                     {"GET": ADMINS, "POST": NO_ONE},
+    "admin/models_registry/*/delete/":                     {"GET": NO_ONE, "POST": NO_ONE},
     "admin/*":                                             {"GET": ADMINS, "POST": ADMINS},
 }
 # fmt: on
@@ -291,16 +323,33 @@ class World:
             return "annotation"
         if name == "url":
             return "no-such-page/"
+        if name == "version_id":
+            return str(ModelVersion.objects.order_by("pk").first().pk)
+        if name == "job_id":
+            return str(TrainingJob.objects.order_by("pk").first().pk)
+        if name == "name":
+            return RegisteredModel.objects.order_by("pk").first().name
+        if name == "ref":
+            return ModelVersion.objects.order_by("pk").first().ref
         raise AssertionError(f"{route.path}: no value for <{name}>; add it to World.value")
 
     def sides(self, route: Route) -> list[str]:
         """Which objects the route is tried with: own/other (and mixed), or global."""
         if route.path.startswith("admin/"):
             return ["global"]
-        scoped = [n for n in route.kwargs if n in ("project_id", "item_id", "snapshot_id", "pk")]
+        scoped = [n for n in route.kwargs if self._project_scoped(route, n)]
         if not scoped:
             return ["global"]
         return ["own", "other", "mixed"] if len(scoped) > 1 else ["own", "other"]
+
+    @staticmethod
+    def _project_scoped(route: Route, name: str) -> bool:
+        """Whether the parameter names an object inside a project (the registry's models,
+        for one, belong to no project: their routes run once, "global")."""
+        if name == "pk":
+            model = route.callback.cls.queryset.model
+            return model is Project or any(f.name == "project" for f in model._meta.fields)
+        return name in ("project_id", "item_id", "snapshot_id")
 
     def url(self, route: Route, side: str) -> str:
         path = route.path
@@ -346,7 +395,33 @@ def _build_world(users: dict[str, Any]) -> World:
         started_at=timezone.now(),
     )  # fmt: skip
     assert Adjudication.objects.count() == ImportJob.objects.count() == 2
+    _build_registry(users, DatasetSnapshot.objects.filter(project=own).first())
     return World(own=own, other=other, users=users)
+
+
+def _build_registry(users: dict[str, Any], snapshot: DatasetSnapshot) -> None:
+    """One of every registry record (the version's artifact is never loaded here)."""
+    from models_registry import services as models_services
+
+    rosa = users["rosa"]
+    base = models_services.base_model_minilm_ensure(user=users["ada"])
+    job = models_services.training_job_create(
+        user=rosa, kind="reward", registered_model_name="matrix-rm", base_model=base,
+        snapshot_id=snapshot.pk,
+    )  # fmt: skip
+    version = ModelVersion.objects.create(
+        registered_model=job.registered_model, number=1, kind="reward", base_model=base,
+        snapshot=snapshot, snapshot_sha256=snapshot.sha256, training_job=job,
+        artifact_path="models/matrix-rm/none", artifact_sha256="0" * 64, artifact_files={},
+        size_bytes=0, training_config=job.config, library_versions={}, metrics={},
+        calibration={"method": "temperature", "temperature": 1.0},
+    )  # fmt: skip
+    models_services.model_alias_set(
+        registered_model=job.registered_model, alias="production", version=version, user=rosa
+    )
+    Prediction.objects.create(
+        version=version, text_sha256="0" * 64, reward_a=1.0, reward_b=0.0, margin=1.0, p_a=0.7
+    )
 
 
 PERSONA_ROLES = {

@@ -69,6 +69,7 @@ def test_a_researcher_queues_a_job_and_reads_its_progress(
         ({"snapshot": 10**30}, "snapshot"),
         ({"base_model": "missing"}, "base_model"),
         ({"registered_model": "Bad Name"}, "registered_model"),
+        ({"registered_model": "jobs"}, "name"),  # /models/jobs/ is a page
         ({"kind": "policy"}, "base_model"),  # DPO needs a causal LM
     ],
 )
