@@ -36,6 +36,25 @@ def _errors(exc: ValidationError) -> list[str]:
     return exc.messages
 
 
+def _metric_rows(metrics: dict) -> list[tuple[str, str]]:
+    """(label, shown value) for a version's scalar metrics: counts as integers, flags as
+    yes/no, measurements to four significant digits."""
+    rows = []
+    for key, value in metrics.items():
+        if isinstance(value, list | dict):
+            continue
+        if value is None:
+            shown = "—"
+        elif isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+            shown = f"{int(value):,}"
+        else:
+            shown = f"{value:.4g}"
+        rows.append((key.replace("_", " "), shown))
+    return rows
+
+
 class ModelListView(RestrictedViewMixin, ListView):
     """Registered models with their aliases and latest version; base models; recent jobs."""
 
@@ -135,6 +154,7 @@ class VersionView(RestrictedViewMixin, View):
         }
         context = {
             "version": version,
+            "metrics": _metric_rows(version.metrics),
             "lineage": selectors.version_lineage(version=version),
             "calibration": calibration,
             "stages": [

@@ -100,7 +100,7 @@ def _demo_project(users: dict[str, object]) -> None:
 DEMO_MODEL = "demo-reward"
 # Small and quick: the worker trains it in seconds after `make run` starts, and demo_setup
 # itself imports no torch (it only queues the job).
-DEMO_TRAINING = {"epochs": 3, "learning_rate": 1e-4, "batch_size": 8, "max_length": 128,
+DEMO_TRAINING = {"epochs": 6, "learning_rate": 2e-4, "batch_size": 8, "max_length": 128,
                  "eval_fraction": 0.25, "logging_steps": 1}  # fmt: skip
 
 

@@ -79,6 +79,7 @@
         name: "Eval accuracy", mode: "lines+markers", yaxis: "y2", line: { color: css("--ok"), width: 2 } }
     ];
     window.Plotly.react(lossNode, traces, layout("Step", "Loss", {
+      margin: { l: 52, r: 56, t: 8, b: 44 },
       yaxis2: { title: { text: "Accuracy" }, overlaying: "y", side: "right", range: [0, 1] }
     }), CONFIG);
   }
