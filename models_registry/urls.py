@@ -2,6 +2,8 @@
 
 from django.urls import path
 
+from rlhf_platform.content_security import plotly_charts
+
 from . import views
 
 app_name = "models_registry"
@@ -9,9 +11,13 @@ app_name = "models_registry"
 urlpatterns = [
     path("", views.ModelListView.as_view(), name="model-list"),
     path("compare/", views.CompareView.as_view(), name="compare"),
-    path("versions/<int:version_id>/", views.VersionView.as_view(), name="version-detail"),
+    path(
+        "versions/<int:version_id>/",
+        plotly_charts(views.VersionView.as_view()),
+        name="version-detail",
+    ),
     path("jobs/", views.JobListView.as_view(), name="job-list"),
-    path("jobs/<int:job_id>/", views.JobView.as_view(), name="job-detail"),
+    path("jobs/<int:job_id>/", plotly_charts(views.JobView.as_view()), name="job-detail"),
     path("jobs/<int:job_id>/progress.json", views.JobProgressView.as_view(), name="job-progress"),
     path("jobs/<int:job_id>/cancel/", views.JobCancelView.as_view(), name="job-cancel"),
     path("<str:name>/", views.RegisteredModelView.as_view(), name="model-detail"),

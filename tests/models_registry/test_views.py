@@ -39,6 +39,12 @@ def test_a_researcher_sees_models_versions_and_lineage(client, password, rosa, v
     assert "tiny-rm@1" in page and 'id="chart-reliability"' in page
     assert 'id="reliability-data"' in page and "js/models.js" in page
     assert "<script>" not in page  # no inline scripts: a strict CSP holds
+    # plotly.js's one empty <style> element is admitted on the chart pages, and only there.
+    from rlhf_platform.content_security import EMPTY_STYLE_ELEMENT
+
+    for url in (f"/models/versions/{version.pk}/", f"/models/jobs/{version.training_job_id}/"):
+        assert EMPTY_STYLE_ELEMENT in client.get(url)["Content-Security-Policy"], url
+    assert EMPTY_STYLE_ELEMENT not in client.get("/models/")["Content-Security-Policy"]
     assert version.snapshot_sha256[:16] in page and "Temperature T" in page
     detail = client.get("/models/tiny-rm/").content.decode()
     assert "tiny-rm@1" in detail and 'data-testid="alias-history"' in detail
