@@ -158,6 +158,9 @@ class OutboxMessage(models.Model):
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
     dedupe_key = models.CharField(max_length=200, blank=True)
+    queue = models.CharField(
+        max_length=200, blank=True, help_text="Overrides the task's routing when set."
+    )
     subject_type = models.CharField(max_length=100, blank=True)
     subject_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

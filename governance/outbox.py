@@ -72,11 +72,13 @@ def outbox_task_enqueue(
     delay: float = 0,
     dedupe_key: str = "",
     subject: Model | None = None,
+    queue: str = "",
 ) -> OutboxMessage | None:
     """Record a task to send after the caller's transaction commits.
 
     Returns the row, or None when ``dedupe_key`` already has an unsent row (nothing is
-    added: the pending one will do).  Arguments must be JSON values.
+    added: the pending one will do).  Arguments must be JSON values.  ``queue`` overrides
+    the task's routing (``CELERY_TASK_ROUTES``), e.g. for a GPU pool's own queue.
     """
     subject_type, subject_id = _subject_ref(subject)
     now = timezone.now()
@@ -85,6 +87,7 @@ def outbox_task_enqueue(
         args=list(args),
         kwargs=dict(kwargs or {}),
         dedupe_key=dedupe_key,
+        queue=queue,
         subject_type=subject_type,
         subject_id=subject_id,
         available_at=now + timedelta(seconds=delay),
@@ -150,6 +153,7 @@ def _broker_send(rows: list[OutboxMessage]) -> tuple[list[int], str]:
                     args=row.args,
                     kwargs=row.kwargs,
                     task_id=str(row.message_id),
+                    queue=row.queue or None,
                     connection=conn,
                     retry=False,
                 )

@@ -42,6 +42,7 @@ from django.utils import timezone
 from annotation import selectors as annotation_selectors
 from governance import access
 from governance.models import WorkerHeartbeat
+from governance.outbox import outbox_task_enqueue
 from governance.services import audit_event_record
 from rlhf_platform.errors import Conflict
 
@@ -255,8 +256,6 @@ def training_job_create(
     if kind == Kind.POLICY and base_model.architecture != BaseModel.Architecture.CAUSAL_LM:
         raise ValidationError({"base_model": ["DPO needs a causal language model"]})
     clean = training_config_validate(kind=kind, config=config)
-    from .tasks import training_job_run_task
-
     with transaction.atomic():
         registered = RegisteredModel.objects.filter(name=registered_model_name).first()
         if registered is None:
@@ -277,8 +276,9 @@ def training_job_create(
             after={"kind": kind, "registered_model": registered.name, "base_model": base_model.name,
                    "snapshot": snapshot.pk, "snapshot_sha256": snapshot.sha256, "config": clean},
         )  # fmt: skip
-        options = {"queue": queue} if queue else {}
-        transaction.on_commit(lambda: training_job_run_task.apply_async(args=[job.pk], **options))
+        outbox_task_enqueue(
+            task="models_registry.training_job_run", args=[job.pk], subject=job, queue=queue or ""
+        )
     return job
 
 
@@ -548,8 +548,10 @@ def training_jobs_fail_abandoned() -> int:
     worker_cutoff = now - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
     live = (TrainingJob.Status.RUNNING, TrainingJob.Status.REGISTERING)
     alive_workers = set(
+        # Keyed by worker instance (node name, pid, start id), so a restarted worker
+        # does not hide the dead one that held the job.
         WorkerHeartbeat.objects.filter(last_seen__gte=worker_cutoff).values_list(
-            "hostname", flat=True
+            "instance", flat=True
         )
     )
     failed = 0

@@ -6,6 +6,8 @@ import os
 from celery import shared_task
 from django.conf import settings
 
+from rlhf_platform.celery import worker_instance
+
 from .services import training_job_run, training_jobs_fail_abandoned
 
 
@@ -17,7 +19,8 @@ from .services import training_job_run, training_jobs_fail_abandoned
 )
 def training_job_run_task(self, job_id: int) -> None:
     """Train, calibrate and register (queued by ``services.training_job_create``)."""
-    training_job_run(job_id=job_id, worker=self.request.hostname or "", worker_pid=os.getpid())
+    worker = worker_instance() or self.request.hostname or ""
+    training_job_run(job_id=job_id, worker=worker, worker_pid=os.getpid())
 
 
 @shared_task(name="models_registry.training_jobs_reap", time_limit=60, soft_time_limit=50)
