@@ -284,3 +284,36 @@ def project_texts(*, project: Project, limit: int = 20000) -> list[str]:
         texts.append(prompt)
         texts.extend(r.get("text", "") for r in responses if isinstance(r, dict))
     return texts
+
+
+#: The pairwise consensus labels (Annotation.label codes): A preferred, tie, B preferred.
+PAIRWISE_A, PAIRWISE_TIE, PAIRWISE_B = 0, 1, 2
+
+
+def item_ref(*, item: Item) -> str:
+    """How other apps name an item: ``<project id>:<external id>`` (a prediction's
+    ``item_ref``, so that it can meet the item's consensus)."""
+    return f"{item.project_id}:{item.external_id}"
+
+
+def consensus_by_item_ref(*, refs: list[str]) -> dict[str, dict[str, Any]]:
+    """The current consensus of the items named ``<project id>:<external id>``:
+    ``{ref: {"project_id", "label", "agreement"}}``; refs naming no item or no consensus
+    are left out."""
+    wanted: dict[int, set[str]] = {}
+    for ref in refs:
+        project_id, sep, external_id = ref.partition(":")
+        if sep and project_id.isdigit() and external_id:
+            wanted.setdefault(int(project_id), set()).add(external_id)
+    out: dict[str, dict[str, Any]] = {}
+    for project_id, external_ids in wanted.items():
+        rows = ItemConsensus.objects.filter(
+            project_id=project_id, item__external_id__in=external_ids
+        ).values_list("item__external_id", "label", "agreement")
+        for external_id, label, agreement in rows:
+            out[f"{project_id}:{external_id}"] = {
+                "project_id": project_id,
+                "label": label,
+                "agreement": agreement,
+            }
+    return out

@@ -54,6 +54,10 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
         "models_registry.change_trainingjob",
         "models_registry.view_prediction",
         "models_registry.add_prediction",
+        *[
+            f"monitoring.view_{m}"
+            for m in ("metricpoint", "detectorstate", "driftreport", "alertrule", "alert")
+        ],
     ],
     ANNOTATOR: [],
     REVIEWER: [],
@@ -65,7 +69,11 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
         "models_registry.view_modelalias",
         "models_registry.view_aliaschange",
     ],
-    VIEWER: [],
+    # Viewers read the monitoring dashboards (metric points, detectors, drift, alerts).
+    VIEWER: [
+        f"monitoring.view_{m}"
+        for m in ("metricpoint", "detectorstate", "driftreport", "alertrule", "alert")
+    ],
 }
 
 

@@ -13,7 +13,15 @@ from django.db.models import QuerySet
 from annotation import selectors as annotation_selectors
 from governance import access
 
-from .models import AliasChange, BaseModel, ModelAlias, ModelVersion, RegisteredModel, TrainingJob
+from .models import (
+    AliasChange,
+    BaseModel,
+    ModelAlias,
+    ModelVersion,
+    Prediction,
+    RegisteredModel,
+    TrainingJob,
+)
 
 
 def base_model_directory(*, base: BaseModel) -> Path:
@@ -163,3 +171,27 @@ def training_job_progress(*, job: TrainingJob) -> dict[str, Any]:
         "version": version.ref if version else None,
         "version_id": version.pk if version else None,
     }
+
+
+def prediction_list(*, version: ModelVersion, with_item_ref: bool = False) -> QuerySet[Prediction]:
+    """A version's stored predictions, oldest first (those naming an item, if asked):
+    monitoring matches them with the human consensus."""
+    queryset = Prediction.objects.filter(version=version).order_by("pk")
+    return queryset.exclude(item_ref="") if with_item_ref else queryset
+
+
+def versions_with_predictions() -> QuerySet[ModelVersion]:
+    """Versions that have at least one stored prediction naming an item."""
+    return ModelVersion.objects.filter(
+        pk__in=Prediction.objects.exclude(item_ref="").values("version_id")
+    ).order_by("pk")
+
+
+def alias_version(*, registered_model: RegisteredModel, alias: str) -> ModelVersion | None:
+    """The version an alias of a registered model names now, if it exists."""
+    row = (
+        ModelAlias.objects.filter(registered_model=registered_model, name=alias)
+        .select_related("version")
+        .first()
+    )
+    return row.version if row else None

@@ -239,6 +239,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "models_registry.training_jobs_reap",
         "schedule": 60.0,
     },
+    # Monitoring: outcomes as they arrive (metric points, detectors, alert rules), and a
+    # daily Evidently drift report per version with recent outcomes.
+    "monitoring-collect-outcomes": {"task": "monitoring.outcomes_collect", "schedule": 60.0},
+    "monitoring-drift-reports": {"task": "monitoring.drift_reports_schedule", "schedule": 86400.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker outlives broker outages: it retries the connection for ever (the default gives

@@ -1,0 +1,280 @@
+"""Monitoring records: outcomes (predictions that met the human consensus), pre-aggregated
+calibration metric points, persisted streaming-detector state, drift reports, alert rules,
+alerts and in-app notifications.
+
+Monitoring reads the registry (``models_registry.selectors``) and the consensus
+(``annotation.selectors``); the rows here are its own, so dashboards and rules never scan
+the predictions.  Monitoring objects belong to no project (like the registry's): they are
+read with model permissions (researchers, viewers) and written by admins and the workers.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Window(models.TextChoices):
+    """The width of a metric point's time bucket."""
+
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day"
+    WEEK = "week", "Week"
+
+
+class Outcome(models.Model):
+    """One prediction that met the human consensus: what the model said and what people
+    said.  ``label`` is 1 when the humans preferred response A (the model's P(a ≻ b)
+    target), 0 for B; ties give no outcome."""
+
+    prediction = models.OneToOneField(
+        "models_registry.Prediction", on_delete=models.CASCADE, related_name="+"
+    )
+    version = models.ForeignKey(
+        "models_registry.ModelVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+")
+    p_a = models.FloatField()
+    margin = models.FloatField()
+    label = models.PositiveSmallIntegerField()
+    predicted_at = models.DateTimeField(db_index=True)
+    observed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["version", "predicted_at", "id"]
+        indexes = [models.Index(fields=["version", "predicted_at"], name="outcome_by_time")]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}/{self.prediction_id}: p={self.p_a:.3f} y={self.label}"
+
+    @property
+    def error(self) -> bool:
+        """Whether the model's preferred response differs from the humans'."""
+        return (self.p_a > 0.5) != (self.label == 1)
+
+
+class MetricPoint(models.Model):
+    """Calibration of one version's outcomes in one time bucket (pre-aggregated)."""
+
+    version = models.ForeignKey(
+        "models_registry.ModelVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    window = models.CharField(max_length=5, choices=Window.choices)
+    start = models.DateTimeField()
+    n = models.PositiveIntegerField()
+    accuracy = models.FloatField()
+    ece = models.FloatField(help_text="Expected calibration error, equal-width bins.")
+    ece_equal_mass = models.FloatField()
+    mce = models.FloatField()
+    brier = models.FloatField()
+    nll = models.FloatField()
+    reliability = models.JSONField(default=dict, help_text="prob_pred, prob_true, counts")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    #: The metrics an alert rule may watch.
+    METRICS = ("accuracy", "ece", "ece_equal_mass", "mce", "brier", "nll", "n")
+
+    class Meta:
+        ordering = ["version", "window", "start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "window", "start"], name="metric_point_unique_bucket"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} {self.window} {self.start:%Y-%m-%d %H:%M}: ece={self.ece:.3f}"
+
+
+class DetectorState(models.Model):
+    """A river drift detector of one version's stream, pickled after every update so a
+    worker restart continues where it stopped."""
+
+    class Stream(models.TextChoices):
+        ERROR = "error", "Model-vs-human error"
+        CONFIDENCE = "confidence", "Confidence"
+
+    class Kind(models.TextChoices):
+        ADWIN = "adwin", "ADWIN"
+        DDM = "ddm", "DDM"
+        PAGE_HINKLEY = "page_hinkley", "Page–Hinkley"
+        KSWIN = "kswin", "KSWIN"
+
+    version = models.ForeignKey(
+        "models_registry.ModelVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    stream = models.CharField(max_length=10, choices=Stream.choices)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    state = models.BinaryField(help_text="pickle of the river detector")
+    n_seen = models.PositiveIntegerField(default=0)
+    n_drifts = models.PositiveIntegerField(default=0)
+    last_drift_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["version", "stream", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "stream", "kind"], name="detector_unique_per_stream"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version_id} {self.stream}/{self.kind}: {self.n_drifts} drifts"
+
+
+class DriftReport(models.Model):
+    """A comparison of a reference window of a version's outcomes with a current one.
+
+    ``result`` holds the verdicts (per column: test, statistic, threshold, drifted; the
+    share of drifted columns and the dataset verdict).  The Evidently run keeps its JSON in
+    ``evidently_json`` and its self-contained HTML report in ``html`` (a file in storage).
+    """
+
+    class Method(models.TextChoices):
+        FAST = "fast", "Fast path (numpy/scipy)"
+        EVIDENTLY = "evidently", "Evidently"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    version = models.ForeignKey(
+        "models_registry.ModelVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    method = models.CharField(max_length=10, choices=Method.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    reference_start = models.DateTimeField()
+    reference_end = models.DateTimeField()
+    current_start = models.DateTimeField()
+    current_end = models.DateTimeField()
+    result = models.JSONField(default=dict)
+    evidently_json = models.JSONField(null=True, blank=True)
+    html = models.FileField(upload_to="monitoring/drift/", blank=True)
+    error = models.TextField(blank=True)
+    dataset_drift = models.BooleanField(null=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"drift #{self.pk} {self.version_id} ({self.method}, {self.status})"
+
+
+class Comparator(models.TextChoices):
+    """How a rule compares the metric with its threshold."""
+
+    GT = "gt", ">"
+    GTE = "gte", "≥"
+    LT = "lt", "<"
+    LTE = "lte", "≤"
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+class AlertRule(models.Model):
+    """When to raise an alert: ``metric`` of the latest ``window`` point of the version
+    that ``alias`` of ``registered_model`` names, compared with ``threshold``.
+
+    An alert fires once while the condition holds, resolves when it stops, and may fire
+    again only ``cooldown`` after it last fired.  ``scope_project`` narrows the rule to
+    outcomes of one annotation project (none: every project).
+    """
+
+    name = models.CharField(max_length=200)
+    metric = models.CharField(max_length=20, choices=[(m, m) for m in MetricPoint.METRICS])
+    comparator = models.CharField(max_length=3, choices=Comparator.choices)
+    threshold = models.FloatField()
+    window = models.CharField(max_length=5, choices=Window.choices, default=Window.DAY)
+    min_outcomes = models.PositiveIntegerField(
+        default=1, help_text="Points with fewer outcomes are not judged."
+    )
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.WARNING)
+    cooldown = models.DurationField()
+    registered_model = models.ForeignKey(
+        "models_registry.RegisteredModel", on_delete=models.CASCADE, related_name="+"
+    )
+    alias = models.CharField(max_length=50, default="production")
+    scope_project = models.ForeignKey(
+        "annotation.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    email_to = models.JSONField(default=list, blank=True, help_text="addresses to e-mail")
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.metric} {self.get_comparator_display()} {self.threshold}"
+
+
+class Alert(models.Model):
+    """One firing of a rule, from firing through acknowledged to resolved."""
+
+    class State(models.TextChoices):
+        FIRING = "firing", "Firing"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        RESOLVED = "resolved", "Resolved"
+
+    OPEN = (State.FIRING, State.ACKNOWLEDGED)
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    version = models.ForeignKey(
+        "models_registry.ModelVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    state = models.CharField(max_length=12, choices=State.choices, default=State.FIRING)
+    value = models.FloatField(help_text="The metric's value when the alert fired.")
+    point_start = models.DateTimeField()
+    fired_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-fired_at", "-id"]
+        constraints = [
+            # At most one open alert per rule: a rule fires once while its condition holds.
+            models.UniqueConstraint(
+                fields=["rule"],
+                condition=models.Q(state__in=["firing", "acknowledged"]),
+                name="alert_one_open_per_rule",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name} ({self.state}) at {self.fired_at:%Y-%m-%d %H:%M}"
+
+
+class Notification(models.Model):
+    """An in-app message to one user about an alert."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="monitoring_notifications"
+    )
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    message = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.message}"

@@ -1,0 +1,113 @@
+"""Monitoring reads: outcome arrays and frames, metric series, rule values, notifications."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from django.db.models import QuerySet
+
+from models_registry import selectors as registry_selectors
+from models_registry.models import ModelVersion
+
+from .models import AlertRule, MetricPoint, Notification, Outcome
+
+#: The columns drift reports compare (from outcomes).
+DRIFT_NUMERICAL = ["p_a", "margin", "confidence"]
+DRIFT_CATEGORICAL = ["label", "error"]
+
+
+def outcome_arrays(
+    *, version: ModelVersion, start: datetime, end: datetime, project_id: int | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(P(a ≻ b), human label) of a version's outcomes predicted in [start, end)."""
+    queryset = Outcome.objects.filter(
+        version=version, predicted_at__gte=start, predicted_at__lt=end
+    )
+    if project_id is not None:
+        queryset = queryset.filter(project_id=project_id)
+    rows = np.array(list(queryset.values_list("p_a", "label")), dtype=float)
+    if len(rows) == 0:
+        return None
+    return rows[:, 0], rows[:, 1]
+
+
+def outcome_frame(*, version: ModelVersion, start: datetime, end: datetime) -> pd.DataFrame:
+    """A version's outcomes in [start, end) as the drift reports' columns."""
+    rows = Outcome.objects.filter(
+        version=version, predicted_at__gte=start, predicted_at__lt=end
+    ).values_list("p_a", "margin", "label")
+    frame = pd.DataFrame(list(rows), columns=["p_a", "margin", "label"], dtype=float)
+    frame["confidence"] = np.maximum(frame["p_a"], 1 - frame["p_a"])
+    frame["error"] = ((frame["p_a"] > 0.5) != (frame["label"] == 1)).map({True: "yes", False: "no"})
+    frame["label"] = frame["label"].map({1.0: "a", 0.0: "b"})
+    return frame[[*DRIFT_NUMERICAL, *DRIFT_CATEGORICAL]]
+
+
+def versions_with_outcomes(*, since: datetime) -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.filter(
+        pk__in=Outcome.objects.filter(predicted_at__gte=since).values("version_id")
+    ).order_by("pk")
+
+
+def metric_series(*, version: ModelVersion, window: str, limit: int = 500) -> list[MetricPoint]:
+    """The latest ``limit`` metric points of a version in one window, oldest first."""
+    points = MetricPoint.objects.filter(version=version, window=window).order_by("-start")[:limit]
+    return list(reversed(points))
+
+
+def alert_rules_for_version(*, version: ModelVersion) -> list[AlertRule]:
+    """Active rules whose alias names ``version`` now."""
+    rules = AlertRule.objects.filter(
+        is_active=True, registered_model_id=version.registered_model_id
+    ).select_related("registered_model", "created_by")
+    return [
+        rule
+        for rule in rules
+        if (
+            found := registry_selectors.alias_version(
+                registered_model=rule.registered_model, alias=rule.alias
+            )
+        )
+        is not None
+        and found.pk == version.pk
+    ]
+
+
+def alert_rule_value(*, rule: AlertRule, version: ModelVersion) -> tuple[float, datetime] | None:
+    """(metric value, bucket start) of the version's latest ``rule.window`` bucket, or
+    None when it has fewer than ``min_outcomes`` outcomes.  A project-scoped rule measures
+    that project's outcomes of the bucket (computed here: points are per version)."""
+    from models_registry.calibration import calibration_metrics
+
+    from .services import bucket_end
+
+    point = (
+        MetricPoint.objects.filter(version=version, window=rule.window).order_by("-start").first()
+    )
+    if point is None:
+        return None
+    if rule.scope_project_id is None:
+        metrics = {m: getattr(point, m) for m in MetricPoint.METRICS}
+    else:
+        end = bucket_end(start=point.start, window=rule.window)
+        pairs = outcome_arrays(
+            version=version, start=point.start, end=end, project_id=rule.scope_project_id
+        )
+        if pairs is None:
+            return None
+        metrics = calibration_metrics(*pairs)
+    if metrics["n"] < rule.min_outcomes:
+        return None
+    return float(metrics[rule.metric]), point.start
+
+
+def notification_list(
+    *, user, unread_only: bool = False, limit: int = 50
+) -> QuerySet[Notification]:
+    """The user's own notifications, newest first."""
+    queryset = Notification.objects.filter(user=user).select_related("alert", "alert__rule")
+    if unread_only:
+        queryset = queryset.filter(read_at__isnull=True)
+    return queryset[:limit]
