@@ -180,6 +180,10 @@ ROUTES: dict[str, dict[str, str]] = {
     "admin/models_registry/*/add/":                        {"GET": NO_ONE, "POST": NO_ONE},
     "admin/models_registry/*/change/":                     {"GET": ADMINS, "POST": NO_ONE},
     "admin/models_registry/*/delete/":                     {"GET": NO_ONE, "POST": NO_ONE},
+    # Monitoring rows are written by workers and audited services: read-only here.
+    "admin/monitoring/*/add/":                             {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/monitoring/*/change/":                          {"GET": ADMINS, "POST": NO_ONE},
+    "admin/monitoring/*/delete/":                          {"GET": NO_ONE, "POST": NO_ONE},
     "admin/*":                                             {"GET": ADMINS, "POST": ADMINS},
 }
 # fmt: on
@@ -419,9 +423,35 @@ def _build_registry(users: dict[str, Any], snapshot: DatasetSnapshot) -> None:
     models_services.model_alias_set(
         registered_model=job.registered_model, alias="production", version=version, user=rosa
     )
-    Prediction.objects.create(
+    prediction = Prediction.objects.create(
         version=version, text_sha256="0" * 64, reward_a=1.0, reward_b=0.0, margin=1.0, p_a=0.7
     )
+    _build_monitoring(users, version, prediction)
+
+
+def _build_monitoring(users: dict[str, Any], version: ModelVersion, prediction) -> None:
+    """One of every monitoring record: an outcome and its metric points, the detectors,
+    a drift report, a rule with a firing alert and its notifications."""
+    from datetime import timedelta
+
+    from monitoring import services as monitoring_services
+    from monitoring.models import Outcome
+
+    outcome = Outcome.objects.create(
+        prediction=prediction, version=version, project=version.snapshot.project, p_a=0.7,
+        margin=1.0, label=0, predicted_at=prediction.created_at,
+    )  # fmt: skip
+    monitoring_services.metric_points_update(version=version, times=[outcome.predicted_at])
+    monitoring_services.detectors_update(version=version, outcomes=[outcome])
+    now = timezone.now()
+    monitoring_services.drift_report_request(
+        version=version, method="fast", reference=(now - timedelta(days=2), now), current=(now, now)
+    )
+    monitoring_services.alert_rule_create(
+        user=users["rosa"], name="matrix", metric="accuracy", comparator="lt", threshold=0.5,
+        window="day", cooldown=timedelta(hours=1), registered_model=version.registered_model,
+    )  # fmt: skip
+    assert monitoring_services.alert_rules_evaluate(version=version)
 
 
 PERSONA_ROLES = {
