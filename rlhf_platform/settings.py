@@ -436,6 +436,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ImportFormatEnum": ["auto", "jsonl", "csv", "trl", "label_studio", "argilla"],
         "ExportFormatEnum": "annotation.models.DatasetSnapshot.Format",
+        "DetectorKindEnum": "monitoring.models.DetectorState.Kind",
+        "ModelKindEnum": "models_registry.models.Kind",
     },
 }
 

@@ -12,6 +12,7 @@ api_patterns = [
     path("governance/", include("governance.api.urls")),
     path("annotation/", include("annotation.api.urls")),
     path("models/", include("models_registry.api.urls")),
+    path("monitoring/", include("monitoring.api.urls")),
 ]
 
 urlpatterns = [

@@ -78,6 +78,7 @@ CHANGE = "ada rosa"  # settings, members, items, imports and import jobs
 EXPORT = "ada rosa"  # datasets: they hold every annotator's answers and the gold answers
 MODEL_READERS = "ada rosa eve"  # registered models, versions, aliases: the promotion evidence
 TRAIN = "ada rosa"  # training jobs, base models, predictions, moving aliases
+WATCH = "ada rosa vic"  # monitoring: metric points, detectors, drift, alerts
 
 # fmt: off
 ROUTES: dict[str, dict[str, str]] = {
@@ -132,6 +133,18 @@ ROUTES: dict[str, dict[str, str]] = {
     "api/annotation/snapshots/<pk>/download/":             {"GET": EXPORT},
     "api/annotation/import-jobs/":                         {"GET": SIGNED_IN},  # rows filtered
     "api/annotation/import-jobs/<pk>/":                    {"GET": CHANGE},
+    "api/monitoring/":                                     {"GET": SIGNED_IN},
+    "api/monitoring/metric-points/":                       {"GET": WATCH},
+    "api/monitoring/metric-points/<pk>/":                  {"GET": WATCH},
+    "api/monitoring/detectors/":                           {"GET": WATCH},
+    "api/monitoring/detectors/<pk>/":                      {"GET": WATCH},
+    "api/monitoring/drift-reports/":                       {"GET": WATCH},
+    "api/monitoring/drift-reports/<pk>/":                  {"GET": WATCH},
+    "api/monitoring/alert-rules/":                         {"GET": WATCH},
+    "api/monitoring/alert-rules/<pk>/":                    {"GET": WATCH},
+    "api/monitoring/alerts/":                              {"GET": WATCH},
+    "api/monitoring/alerts/<pk>/":                         {"GET": WATCH},
+    "api/monitoring/alerts/<pk>/acknowledge/":             {"POST": ADMINS},
     "api/models/":                                         {"GET": SIGNED_IN},
     "api/models/registered/":                              {"GET": MODEL_READERS, "POST": TRAIN},
     "api/models/registered/<pk>/":                         {"GET": MODEL_READERS},
