@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -22,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation import selectors as annotation_selectors
+from governance.outbox import outbox_task_enqueue
 from governance.roles import ADMIN
 from governance.services import audit_event_record
 from models_registry import selectors as registry_selectors
@@ -44,13 +44,6 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 COLLECT_BATCH = 5000
-
-
-def task_enqueue(*, task: str, kwargs: dict[str, Any]) -> None:
-    """Queue a monitoring task by name once the caller's transaction commits."""
-    from rlhf_platform.celery import app
-
-    transaction.on_commit(lambda: app.send_task(task, kwargs=kwargs))
 
 
 # -- outcomes -------------------------------------------------------------------------------
@@ -202,7 +195,9 @@ def drift_report_request(
         obj=report,
         after={"version": version.pk, "method": method},
     )
-    task_enqueue(task="monitoring.drift_report_run", kwargs={"report_id": report.pk})
+    outbox_task_enqueue(
+        task="monitoring.drift_report_run", kwargs={"report_id": report.pk}, subject=report
+    )
     return report
 
 
