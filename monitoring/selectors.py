@@ -111,3 +111,49 @@ def notification_list(
     if unread_only:
         queryset = queryset.filter(read_at__isnull=True)
     return queryset[:limit]
+
+
+# -- dashboard ----------------------------------------------------------------------------
+
+
+def versions_monitored() -> QuerySet[ModelVersion]:
+    """Versions that have metric points (the dashboard's choices), newest first."""
+    return (
+        ModelVersion.objects.filter(
+            pk__in=MetricPoint.objects.values("version_id").order_by().distinct()
+        )
+        .select_related("registered_model")
+        .order_by("registered_model__name", "-number")
+    )
+
+
+def version_for_alias(*, model_name: str, alias: str) -> ModelVersion | None:
+    """The version that ``model_name:alias`` names now (through the registry)."""
+    return registry_selectors.version_resolve(ref=f"{model_name}:{alias}")
+
+
+def calibration_series(*, version: ModelVersion, window: str, limit: int = 500) -> dict:
+    """The dashboard's chart data, from the pre-aggregated points only: ECE, accuracy and
+    Brier over time, and the latest bucket's reliability bins."""
+    points = metric_series(version=version, window=window, limit=limit)
+    latest = points[-1] if points else None
+    return {
+        "version": version.pk,
+        "window": window,
+        "points": [
+            {
+                "start": p.start.isoformat(),
+                "n": p.n,
+                "ece": p.ece,
+                "ece_equal_mass": p.ece_equal_mass,
+                "accuracy": p.accuracy,
+                "brier": p.brier,
+            }
+            for p in points
+        ],
+        "reliability": (
+            {"start": latest.start.isoformat(), "n": latest.n, **latest.reliability}
+            if latest is not None
+            else None
+        ),
+    }

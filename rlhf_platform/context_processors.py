@@ -9,6 +9,7 @@ from governance import access
 from governance.models import AuditEvent
 from governance.selectors import user_theme
 from models_registry.models import RegisteredModel
+from monitoring.models import MetricPoint
 
 # (label, url name, model whose view permission shows the link, or None for everyone).
 # Apps add their entries here as they grow pages.
@@ -16,6 +17,7 @@ NAV_ITEMS: list[tuple[str, str, type | None]] = [
     ("Home", "home", None),
     ("Projects", "annotation:project-list", Project),
     ("Models", "models_registry:model-list", RegisteredModel),
+    ("Attunement", "monitoring:dashboard", MetricPoint),
     ("Audit trail", "audit-list", AuditEvent),
     ("API docs", "api-docs", None),
 ]

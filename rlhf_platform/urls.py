@@ -24,6 +24,7 @@ urlpatterns = [
     path("governance/", include("governance.urls")),
     path("annotation/", include("annotation.urls")),
     path("models/", include("models_registry.urls")),
+    path("monitoring/", include("monitoring.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

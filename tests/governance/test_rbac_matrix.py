@@ -44,6 +44,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
+from django.core.files.base import ContentFile
 from django.db import models, transaction
 from django.shortcuts import resolve_url
 from django.test import Client, override_settings
@@ -56,6 +57,7 @@ from annotation.consensus import consensus_recompute
 from annotation.models import Adjudication, DatasetSnapshot, ImportJob, Item, Project
 from governance.models import AuditEvent, UserPreference, WorkerHeartbeat
 from models_registry.models import ModelVersion, Prediction, RegisteredModel, TrainingJob
+from monitoring.models import Alert, DriftReport
 from tests.annotation.conftest import label, pairs
 from tests.factories import UserFactory
 
@@ -108,6 +110,11 @@ ROUTES: dict[str, dict[str, str]] = {
     "models/jobs/<job_id>/progress.json":                  {"GET": TRAIN},
     "models/jobs/<job_id>/cancel/":                        {"POST": TRAIN},
     "models/<name>/":                                      {"GET": MODEL_READERS, "POST": TRAIN},
+    "monitoring/":                                         {"GET": WATCH},
+    "monitoring/calibration.json":                         {"GET": WATCH},
+    "monitoring/alerts/<alert_id>/acknowledge/":           {"POST": ADMINS},
+    "monitoring/drift/<report_id>/":                       {"GET": WATCH},
+    "monitoring/drift/<report_id>/evidently.html":         {"GET": WATCH},
     # -- API --------------------------------------------------------------------------------
     "api/auth/token/":                                     {"POST": ANYONE},
     "api/governance/":                                     {"GET": SIGNED_IN},
@@ -348,6 +355,10 @@ class World:
             return RegisteredModel.objects.order_by("pk").first().name
         if name == "ref":
             return ModelVersion.objects.order_by("pk").first().ref
+        if name == "alert_id":
+            return str(Alert.objects.order_by("pk").first().pk)
+        if name == "report_id":
+            return str(DriftReport.objects.order_by("pk").first().pk)
         raise AssertionError(f"{route.path}: no value for <{name}>; add it to World.value")
 
     def sides(self, route: Route) -> list[str]:
@@ -457,9 +468,11 @@ def _build_monitoring(users: dict[str, Any], version: ModelVersion, prediction) 
     monitoring_services.metric_points_update(version=version, times=[outcome.predicted_at])
     monitoring_services.detectors_update(version=version, outcomes=[outcome])
     now = timezone.now()
-    monitoring_services.drift_report_request(
+    report = monitoring_services.drift_report_request(
         version=version, method="fast", reference=(now - timedelta(days=2), now), current=(now, now)
     )
+    # The stored Evidently page that the report's HTML route serves.
+    report.html.save("drift-matrix.html", ContentFile(b"<html><body>report</body></html>"))
     monitoring_services.alert_rule_create(
         user=users["rosa"], name="matrix", metric="accuracy", comparator="lt", threshold=0.5,
         window="day", cooldown=timedelta(hours=1), registered_model=version.registered_model,
