@@ -16,6 +16,7 @@ from django.utils.http import urlencode
 from django.views import View
 
 from governance import access
+from rlhf_platform.api import error_body
 from rlhf_platform.errors import Conflict
 from rlhf_platform.views import RestrictedViewMixin
 
@@ -114,9 +115,14 @@ class CalibrationDataView(_FilteredMixin, View):
         form, version, window, invalid = self.selection(request)
         if invalid or version is None:
             fields = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
-            return JsonResponse(
-                {"error": {"status": 400, "code": "invalid", "fields": fields}}, status=400
+            body = error_body(
+                status=400,
+                code="invalid",
+                message="The filters name no monitored version.",
+                fields=fields,
+                request=request,
             )
+            return JsonResponse(body, status=400)
         return JsonResponse(selectors.calibration_series(version=version, window=window))
 
 

@@ -1,8 +1,8 @@
 """The views that need more than the site-wide Content Security Policy, and exactly what.
 
 The policy itself is ``settings.CONTENT_SECURITY_POLICY``.  Each exception here is a
-django-csp decorator for one view, so it widens that view's header and nothing else (a
-later page, e.g. a sandboxed report, can replace its policy whole with ``csp_replace``).
+django-csp decorator for one view, so it widens that view's header and nothing else (the
+stored report below replaces its policy whole, with ``csp``).
 """
 
 from __future__ import annotations

@@ -485,7 +485,8 @@ X_FRAME_OPTIONS = "DENY"
 # blocks.  No inline script or style anywhere: every script and stylesheet is a static
 # file (tests/rlhf_platform/test_security_headers.py checks the templates).  A view that
 # needs more says so with django-csp's decorators (rlhf_platform/content_security.py):
-# the dashboard's plotly.js and the Swagger UI at /api/docs/.
+# the dashboard's plotly.js and the Swagger UI at /api/docs/; the stored Evidently drift
+# report (framed in a sandbox) replaces it whole.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],

@@ -119,7 +119,10 @@ def test_bad_filters_answer_400_naming_the_field(client, vic, watched):
     page = client.get("/monitoring/", {"window": "year"})
     assert page.status_code == 400 and b"window:" in page.content
     data = client.get("/monitoring/calibration.json", {"model": "watched-rm", "alias": "nope"})
-    assert data.status_code == 400 and list(data.json()["error"]["fields"]) == ["alias"]
+    assert data.status_code == 400 and data.json()["error"]["fields"] == {
+        "alias": ["no such model or alias"]
+    }
+    assert data.json()["error"]["code"] == "invalid" and data.json()["error"]["request_id"]
     unknown = client.get("/monitoring/calibration.json", {"version": 999999})
     assert unknown.status_code == 400 and "version" in unknown.json()["error"]["fields"]
 
