@@ -359,6 +359,18 @@ def artifact_save(model, tokenizer, output_dir: Path) -> Path:
     return final
 
 
+def _split_reported(
+    pairs: list[dict], config: dict[str, Any], progress: Progress
+) -> tuple[list[dict], list[dict], bool]:
+    """Split off the held-out pairs and report the sizes and device to the job."""
+    train_pairs, eval_pairs, stratified = pairs_split(
+        pairs, eval_fraction=config["eval_fraction"], seed=config["seed"]
+    )
+    progress({"n_train": len(train_pairs), "n_eval": len(eval_pairs),
+              "device": device_settings()["device"]})  # fmt: skip
+    return train_pairs, eval_pairs, stratified
+
+
 def reward_train(
     *,
     base_dir: str | Path,
@@ -368,11 +380,7 @@ def reward_train(
     progress: Progress,
 ) -> TrainingResult:
     """Train a reward model; returns the saved directory, metrics and held-out margins."""
-    train_pairs, eval_pairs, stratified = pairs_split(
-        pairs, eval_fraction=config["eval_fraction"], seed=config["seed"]
-    )
-    progress({"n_train": len(train_pairs), "n_eval": len(eval_pairs),
-              "device": device_settings()["device"]})  # fmt: skip
+    train_pairs, eval_pairs, stratified = _split_reported(pairs, config, progress)
     callback = JobProgressCallback(progress, pairs_per_step=config["batch_size"])
     trainer = reward_trainer_build(
         base_dir=base_dir, train_pairs=train_pairs, eval_pairs=eval_pairs, config=config,
@@ -418,11 +426,7 @@ def dpo_train(
     progress: Progress,
 ) -> TrainingResult:
     """Train a causal LM policy with TRL's DPOTrainer (the reference model is the base)."""
-    train_pairs, eval_pairs, stratified = pairs_split(
-        pairs, eval_fraction=config["eval_fraction"], seed=config["seed"]
-    )
-    progress({"n_train": len(train_pairs), "n_eval": len(eval_pairs),
-              "device": device_settings()["device"]})  # fmt: skip
+    train_pairs, eval_pairs, stratified = _split_reported(pairs, config, progress)
     tokenizer = AutoTokenizer.from_pretrained(str(base_dir))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
