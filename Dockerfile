@@ -10,6 +10,7 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 RUN useradd --system --home /app attune && mkdir -p /var/lib/attune/audit && chown -R attune /var/lib/attune \
  && SECRET_KEY=build-only AUDIT_HMAC_KEYS=build:YnVpbGQtb25seS1ub3QtYS1zZWNyZXQtMDAwMDAwMDA= \
+    FIELD_ENCRYPTION_KEYS=YnVpbGQtb25seS1ub3QtYS1zZWNyZXQtMDAwMDAwMDA= \
     python manage.py collectstatic --noinput
 USER attune
 

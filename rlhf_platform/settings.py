@@ -515,3 +515,34 @@ LOGGING = {
         "rlhf_platform.cache": {"filters": ["cache_outage"]},
     },
 }
+
+
+# --- Field encryption -------------------------------------------------------------------------
+def _field_encryption_keys() -> list[str]:
+    """FIELD_ENCRYPTION_KEYS="newkey,oldkey": Fernet keys (urlsafe base64 of 32 bytes).
+
+    The first key encrypts; every key decrypts, so a key is rotated by putting a new one first
+    and running ``manage.py field_encryption_rotate`` before the old one is dropped.  Like
+    SECRET_KEY: in development a key is generated once into var/field_encryption_keys;
+    production refuses to start without one.  Checked in ``rlhf_platform.crypto``.
+    """
+    text = os.environ.get("FIELD_ENCRYPTION_KEYS", "").strip()
+    if not text:
+        if not DEBUG:
+            raise ImproperlyConfigured(
+                "FIELD_ENCRYPTION_KEYS is not set. Set it to one or more comma-separated "
+                "Fernet keys (python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'), or DEBUG=1 for development."
+            )
+        path = VAR_DIR / "field_encryption_keys"
+        if not path.exists():
+            path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+            path.chmod(0o600)
+        text = path.read_text().strip()
+    keys = [part.strip() for part in text.split(",") if part.strip()]
+    if not keys:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS holds no key")
+    return keys
+
+
+FIELD_ENCRYPTION_KEYS = _field_encryption_keys()
