@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
 
 from governance.api.views import AuthTokenView
 
@@ -27,7 +26,7 @@ urlpatterns = [
     path("monitoring/", include("monitoring.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", views.SchemaView.as_view(), name="api-schema"),
     path(
         "api/docs/",
         content_security.api_docs(content_security.ApiDocsView.as_view(url_name="api-schema")),

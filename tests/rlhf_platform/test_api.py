@@ -66,3 +66,29 @@ def test_programs_obtain_a_token_with_their_password(api, rosa, password):
     assert api.get("/api/governance/me/").json()["username"] == "rosa"
     wrong = APIClient().post("/api/auth/token/", {"username": "rosa", "password": "nope"})
     assert wrong.status_code == 400 and "non_field_errors" in wrong.json()["error"]["fields"]
+
+
+def test_openapi_schema_is_generated_once_per_process(client):
+    """The schema is the same for every caller, so it is built once, then served as built."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    from rlhf_platform.views import SchemaView
+
+    SchemaView._cache.clear()
+    calls = []
+    original = SchemaGenerator.get_schema
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    SchemaGenerator.get_schema = counting
+    try:
+        first = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+        second = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi")
+    finally:
+        SchemaGenerator.get_schema = original
+    assert first.status_code == second.status_code == 200
+    assert len(calls) == 1
+    assert "/api/governance/audit-events/" in first.json()["paths"]
+    assert b"/api/governance/audit-events/" in second.content  # YAML from the same dict
