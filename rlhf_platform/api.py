@@ -15,6 +15,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from governance import access
 from rlhf_platform import request_context
+from rlhf_platform.cache import ThrottleCache
 from rlhf_platform.errors import Conflict
 
 
@@ -27,7 +28,9 @@ class ConflictError(exceptions.APIException):
 class ClientAddressThrottle(throttling.ScopedRateThrottle):
     """The view's ``throttle_scope`` rate, counted per client address even for a caller
     that is logged in: for endpoints that take credentials, where who the caller claims
-    to be proves nothing yet."""
+    to be proves nothing yet.  Counts survive a Redis outage (``ThrottleCache``)."""
+
+    cache = ThrottleCache()
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

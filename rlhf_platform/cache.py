@@ -5,6 +5,10 @@ holds what the database can recompute, so while Redis is down every cache call i
 and requests go on from the database.  django-redis reports each ignored error with a
 traceback at ERROR level; during an outage that is one per cache call.
 :class:`CacheOutageLogFilter` turns them into one short warning per ``interval`` seconds.
+
+Throttle counters are the exception: a miss there means "no requests yet", so an outage
+would switch rate limits off.  :class:`ThrottleCache` keeps counting in process memory
+while the shared cache is unreachable.
 """
 
 from __future__ import annotations
@@ -12,6 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+
+from django.core.cache import caches
+from django.core.cache.backends.locmem import LocMemCache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 
 class CacheOutageLogFilter(logging.Filter):
@@ -41,3 +51,28 @@ class CacheOutageLogFilter(logging.Filter):
         )
         record.exc_info = record.exc_text = None
         return True
+
+
+class ThrottleCache:
+    """The ``throttle`` cache, or process memory while it is unreachable.
+
+    During a Redis outage each process counts on its own, so a client may get up to the
+    rate times the number of web processes: weaker than one shared count, but a limit
+    (and django-axes' lockouts, kept in the database, still apply to the token endpoint).
+    """
+
+    def __init__(self) -> None:
+        self._local = LocMemCache("attune-throttle-fallback", {"OPTIONS": {"MAX_ENTRIES": 10000}})
+
+    def _call(self, method: str, *args, **kwargs):
+        try:
+            return getattr(caches["throttle"], method)(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            logger.error("Exception ignored", exc_info=exc)  # rate-limited by the filter
+            return getattr(self._local, method)(*args, **kwargs)
+
+    def get(self, key, default=None):
+        return self._call("get", key, default)
+
+    def set(self, key, value, timeout=None):
+        return self._call("set", key, value, timeout)

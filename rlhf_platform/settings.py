@@ -167,16 +167,20 @@ def redis_caches(url: str) -> dict:
     logs a warning (``rlhf_platform.cache.CacheOutageLogFilter``).  Short socket timeouts
     keep a hung Redis from holding requests.
     """
+    timeouts = {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 1.0}
     return {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": url,
-            "OPTIONS": {
-                "IGNORE_EXCEPTIONS": True,
-                "SOCKET_CONNECT_TIMEOUT": 0.5,
-                "SOCKET_TIMEOUT": 1.0,
-            },
-        }
+            "OPTIONS": {"IGNORE_EXCEPTIONS": True, **timeouts},
+        },
+        # Throttle counters must not silently read as "no requests yet" during an outage:
+        # errors reach rlhf_platform.cache.ThrottleCache, which falls back to process memory.
+        "throttle": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"IGNORE_EXCEPTIONS": False, **timeouts},
+        },
     }
 
 
@@ -185,12 +189,11 @@ DJANGO_REDIS_LOGGER = "rlhf_platform.cache"
 if REDIS_URL:
     CACHES = redis_caches(REDIS_URL)
 else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
-        }
+    _file_cache = {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache"),
     }
+    CACHES = {"default": _file_cache, "throttle": _file_cache}
 
 BROKER_DIR = Path(os.environ.get("ATTUNE_BROKER_DIR", VAR_DIR / "broker"))
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL or "filesystem://localhost//")

@@ -112,6 +112,32 @@ class TestTokenEndpoint:
         # Another client address has its own allowance.
         assert api.post(TOKEN, {}, REMOTE_ADDR="10.2.0.1").status_code == 400
 
+    def test_still_throttled_while_redis_is_unreachable(self, db):
+        """A cache outage reads as "no requests yet"; the limit must hold anyway."""
+        import socket
+
+        from django.core.cache import caches
+        from django.test import override_settings
+
+        from rlhf_platform.api import ClientAddressThrottle
+        from rlhf_platform.settings import redis_caches
+
+        with socket.socket() as probe:  # a port with nothing listening: a real outage
+            probe.bind(("127.0.0.1", 0))
+            dead = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+        ClientAddressThrottle.cache._local.clear()
+        api = APIClient()
+        rate = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth"].split("/")[0])
+        with override_settings(CACHES=redis_caches(dead)):
+            try:
+                for _ in range(rate):
+                    assert api.post(TOKEN, {}).status_code == 400
+                response = api.post(TOKEN, {})
+            finally:
+                caches["throttle"].close()
+        assert response.status_code == 429, response.content
+        ClientAddressThrottle.cache._local.clear()
+
     def test_a_success_returns_the_token_and_is_an_audited_login(self, anna, password):
         response = APIClient().post(TOKEN, {"username": "anna", "password": password})
         assert response.status_code == 200 and len(response.json()["token"]) == 40
