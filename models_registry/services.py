@@ -16,7 +16,6 @@ Rules that hold everywhere here:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -301,67 +300,88 @@ def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
     return job
 
 
-class _JobHeartbeat:
-    """Refreshes ``heartbeat_at`` from a thread while a job runs, so a job whose process
-    died is recognised even when a step takes long or the worker was restarted."""
-
-    def __init__(self, job_id: int):
-        self.job_id = job_id
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=self._run, name=f"job-{job_id}-heartbeat", daemon=True
-        )
-
-    def _run(self) -> None:
-        try:
-            while not self.stop.wait(settings.TRAINING_JOB_HEARTBEAT_INTERVAL):
-                try:
-                    TrainingJob.objects.filter(pk=self.job_id).update(heartbeat_at=timezone.now())
-                except Exception:  # a missed beat is the reaper's business, not a crash
-                    logger.exception("training job %s heartbeat failed", self.job_id)
-        finally:
-            connection.close()
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=30)
+_PROGRESS_FIELDS = ("step", "total_steps", "epoch", "loss", "eval_accuracy", "pairs_per_second",
+                   "eta_seconds", "cpu_percent", "memory_mb", "gpu_memory_mb", "n_train",
+                   "n_eval", "device")  # fmt: skip
 
 
 class _Stop(Exception):
     """Training stopped before its end (cancelled, or its time limit)."""
 
 
-def _progress_writer(job: TrainingJob):
-    """The progress function handed to training: writes the job's live fields (history
-    appended, bounded) and answers whether training must stop."""
-    started = time.monotonic()
-    history: list[dict] = list(job.history)
-    scalar = ("step", "total_steps", "epoch", "loss", "eval_accuracy", "pairs_per_second",
-              "eta_seconds", "cpu_percent", "memory_mb", "gpu_memory_mb", "n_train", "n_eval",
-              "device")  # fmt: skip
-    state = {"reason": ""}
+class _JobReporter:
+    """Everything a running job writes to the database, off the training thread.
 
-    def progress(fields: dict[str, Any]) -> bool:
+    Training hands its live fields to :meth:`progress`, which only merges them in memory
+    and answers whether to stop; a thread writes the latest fields (history appended,
+    bounded) once a second, refreshes ``heartbeat_at`` so a job whose process died is
+    recognised, and reads ``cancel_requested``.  Writing from the training thread cost a
+    database commit per report: on a busy disk that was hundreds of milliseconds, a large
+    share of training time.  Inside an outer transaction (a test's) another connection
+    could not see the job's row, so there the writes happen in line (``threaded=False``).
+    """
+
+    def __init__(self, job: TrainingJob, *, threaded: bool, interval: float = 1.0):
+        self.job_id = job.pk
+        self.max_seconds = job.config["max_seconds"]
+        self.started = time.monotonic()
+        self.history: list[dict] = list(job.history)
+        self.state = {"reason": ""}
+        self.threaded = threaded
+        self.interval = min(interval, settings.TRAINING_JOB_HEARTBEAT_INTERVAL)
+        self.lock = threading.Lock()
+        self.pending: dict[str, Any] = {}
+        self.last_beat = 0.0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"job-{job.pk}-reporter", daemon=True)
+
+    def progress(self, fields: dict[str, Any]) -> bool:
+        """Take a report from training; True when training must stop."""
         from .training import finite
 
-        update = {k: finite(v) for k, v in fields.items() if k in scalar}
-        if fields.get("history"):
-            history.extend(finite(fields["history"]))
-            del history[: max(0, len(history) - 2000)]
-            update["history"] = history
-        update["heartbeat_at"] = timezone.now()
-        TrainingJob.objects.filter(pk=job.pk).update(**update)
-        if TrainingJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-            state["reason"] = "cancelled"
-        elif time.monotonic() - started > job.config["max_seconds"]:
-            state["reason"] = "time limit"
-        return bool(state["reason"])
+        with self.lock:
+            self.pending.update({k: finite(v) for k, v in fields.items() if k in _PROGRESS_FIELDS})
+            if fields.get("history"):
+                self.history.extend(finite(fields["history"]))
+                del self.history[: max(0, len(self.history) - 2000)]
+                self.pending["history"] = list(self.history)
+        if not self.threaded:
+            self._write()
+        if time.monotonic() - self.started > self.max_seconds:
+            self.state["reason"] = self.state["reason"] or "time limit"
+        return bool(self.state["reason"])
 
-    return progress, state
+    def _write(self) -> None:
+        with self.lock:
+            update, self.pending = self.pending, {}
+        now = time.monotonic()
+        if update or now - self.last_beat >= settings.TRAINING_JOB_HEARTBEAT_INTERVAL:
+            update["heartbeat_at"] = timezone.now()
+            TrainingJob.objects.filter(pk=self.job_id).update(**update)
+            self.last_beat = now
+        if TrainingJob.objects.filter(pk=self.job_id, cancel_requested=True).exists():
+            self.state["reason"] = "cancelled"
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.wait(self.interval):
+                try:
+                    self._write()
+                except Exception:  # a missed report is the reaper's business, not a crash
+                    logger.exception("training job %s progress write failed", self.job_id)
+            self._write()  # what training reported last
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        if self.threaded:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.threaded:
+            self.stop.set()
+            self.thread.join(timeout=30)
 
 
 def _library_versions() -> dict[str, str]:
@@ -435,13 +455,12 @@ def training_job_run(*, job_id: int, worker: str = "", worker_pid: int | None = 
             action="training.start", obj=job, after={"worker": job.worker, "pid": worker_pid}
         )
     work_dir = Path(settings.VAR_DIR) / "training" / f"job-{job.pk}-{uuid.uuid4().hex[:8]}"
-    progress, stop_state = _progress_writer(job)
     # Inside an outer transaction (a test's), another connection cannot see this job's
-    # uncommitted row, and on SQLite would only wait for the write lock: no heartbeat then.
-    heartbeat = contextlib.nullcontext() if connection.in_atomic_block else _JobHeartbeat(job.pk)
+    # uncommitted row, and on SQLite would only wait for the write lock: write in line then.
+    reporter = _JobReporter(job, threaded=not connection.in_atomic_block)
     try:
-        with heartbeat:
-            return _train_and_register(job, work_dir, progress, stop_state)
+        with reporter:
+            return _train_and_register(job, work_dir, reporter.progress, reporter.state)
     except Exception as exc:
         from celery.exceptions import SoftTimeLimitExceeded
 

@@ -185,3 +185,32 @@ def test_the_reaper_fails_jobs_whose_process_died_and_removes_their_files(
     assert fresh.status == "running"
     assert not default_storage.exists(f"{prefix}/model.safetensors")
     assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_training_reports_cost_the_training_thread_no_database_work(rosa, snapshot, tiny_encoder):
+    """Progress reaches the job row from the reporter's thread; the training thread only
+    hands it over (a commit per report once cost a large share of training time), and a
+    cancel request still stops training."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from models_registry.services import _JobReporter
+    from tests.polling import wait_until
+
+    job = services.training_job_create(
+        user=rosa, kind="reward", registered_model_name="r", base_model=tiny_encoder,
+        snapshot_id=snapshot.pk,
+    )  # fmt: skip
+    reporter = _JobReporter(job, threaded=True, interval=0.05)
+    with reporter:
+        with CaptureQueriesContext(connection) as queries:
+            assert reporter.progress({"step": 3, "total_steps": 9, "loss": 0.5,
+                                      "history": [{"step": 3, "loss": 0.5}]}) is False  # fmt: skip
+        assert len(queries) == 0
+        wait_until(lambda: TrainingJob.objects.get(pk=job.pk).step == 3)
+        TrainingJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+        wait_until(lambda: reporter.progress({"step": 4}))
+    job.refresh_from_db()
+    assert job.step == 4 and job.loss == 0.5 and job.history == [{"step": 3, "loss": 0.5}]
+    assert reporter.state["reason"] == "cancelled"
