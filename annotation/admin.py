@@ -1,5 +1,8 @@
+from django import forms
 from django.contrib import admin
 from guardian.admin import GuardedModelAdmin
+
+from . import retention, services
 
 from .models import (
     Adjudication,
@@ -15,13 +18,62 @@ from .models import (
 )
 
 
+class ProjectAdminForm(forms.ModelForm):
+    """The project form of the admin; a legal hold needs its reason."""
+
+    class Meta:
+        model = Project
+        fields = "__all__"
+
+    def clean(self):
+        data = super().clean()
+        if data.get("legal_hold") and not (data.get("legal_hold_reason") or "").strip():
+            self.add_error("legal_hold_reason", "A legal hold needs a reason.")
+        return data
+
+
 @admin.register(Project)
 class ProjectAdmin(GuardedModelAdmin):
-    """Projects; the object-permissions page manages membership."""
+    """Projects; the object-permissions page manages membership.  Changes to an existing
+    project go through the services, so they are validated and audited like the API's."""
 
-    list_display = ("name", "status", "overlap", "gold_ratio", "blind", "created_by", "created_at")
-    list_filter = ("status", "blind")
+    form = ProjectAdminForm
+    list_display = (
+        "name", "status", "overlap", "gold_ratio", "blind", "retention_days", "legal_hold",
+        "created_by", "created_at",
+    )  # fmt: skip
+    list_filter = ("status", "blind", "legal_hold")
     search_fields = ("name",)
+    readonly_fields = ("archived_at", "purged_at")
+    fieldsets = (
+        (None, {"fields": ("name", "guidelines", "question_schema", "status", "created_by")}),
+        ("Work", {"fields": ("overlap", "gold_ratio", "blind", "lock_ttl_seconds",
+                             "skip_policy")}),  # fmt: skip
+        (
+            "Data protection",
+            {
+                "fields": (
+                    "pii_detectors", "retention_days", "archive_retention_days",
+                    "archived_at", "purged_at", "legal_hold", "legal_hold_reason",
+                )  # fmt: skip
+            },
+        ),
+    )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        changed = set(form.changed_data)
+        settings_changed = {name: getattr(obj, name) for name in changed & set(services.PROJECT_FIELDS)}
+        if settings_changed:
+            services.project_update(project=obj, **settings_changed)
+        if changed & {"legal_hold", "legal_hold_reason"}:
+            retention.project_legal_hold_set(
+                project=obj, held=obj.legal_hold, reason=obj.legal_hold_reason
+            )
+        rest = changed - set(services.PROJECT_FIELDS) - {"legal_hold", "legal_hold_reason"}
+        if rest:
+            obj.save(update_fields=sorted(rest))
 
 
 @admin.register(Item)

@@ -6,8 +6,10 @@ Pairwise labels become ``chosen``/``rejected`` from the consensus label.  ``marg
 the consensus confidence times the mean strength (1–3) of the agreeing annotators divided
 by 3, or the confidence alone where no strength was asked — so a unanimous "much better"
 is 1.0 and a split vote is small.  Ties are left out unless ``include_ties`` is set (then
-they appear with margin 0).  Annotator ids are pseudonymised with an HMAC-SHA256 keyed per
-project, stable across exports of that project.  CSV cells a spreadsheet would run as a
+they appear with margin 0).  Annotators appear only as pseudonyms (:func:`pseudonym`: an
+HMAC keyed by a server setting and the project), stable across exports of that project;
+free-text answers are decrypted and exported with e-mail addresses, phone, card and
+national-id numbers replaced by placeholders.  CSV cells a spreadsheet would run as a
 formula are escaped (``rlhf_platform.spreadsheet``).
 """
 
@@ -33,6 +35,7 @@ from governance.services import audit_event_record
 from rlhf_platform.spreadsheet import csv_writer
 
 from . import schema
+from .importers.redaction import DETECTORS, Redactor
 from .models import Annotation, DatasetSnapshot, Item, ItemConsensus, Project
 
 FILTER_DEFAULTS: dict[str, Any] = {
@@ -60,9 +63,31 @@ BATCH = 2000
 
 
 def pseudonym(project: Project, annotator_id: int) -> str:
-    """A stable, keyed pseudonym for an annotator within one project."""
-    digest = hmac.new(project.pseudonym_key.encode(), str(annotator_id).encode(), hashlib.sha256)
+    """A stable, keyed pseudonym for an annotator within one project: ``ann-`` and 16 hex
+    digits of HMAC-SHA256(key, user id).
+
+    The key is derived from the server's ``PSEUDONYM_KEY`` (a setting, never stored in the
+    database) and the project's own salt, so pseudonyms cannot be linked across projects
+    and a copy of the database (or of an export) cannot be reversed by hashing every user
+    id: that needs the setting too.  64 bits: collisions within a project of a million
+    annotators have a probability of about 3e-8.
+    """
+    key = hmac.new(
+        settings.PSEUDONYM_KEY.encode(), project.pseudonym_key.encode(), hashlib.sha256
+    ).digest()
+    digest = hmac.new(key, str(annotator_id).encode(), hashlib.sha256)
     return "ann-" + digest.hexdigest()[:16]
+
+
+def _free_text_redacted(project: Project, annotation: Annotation, redactor: Redactor) -> dict:
+    """An annotation's whole answer (its encrypted text answers decrypted) with personal
+    data an annotator typed into free text replaced by placeholders, for export."""
+    answer = annotation.full_answer
+    text_questions = {q["name"] for q in project.question_schema["questions"] if q["type"] == "text"}
+    return {
+        name: redactor.text(value) if name in text_questions and isinstance(value, str) else value
+        for name, value in answer.items()
+    }
 
 
 def filters_validate(filters: Any) -> dict[str, Any]:
@@ -182,8 +207,14 @@ def _write_trl(project, filters, out: _HashingWriter) -> int:
     return count
 
 
+def _answer_redactor() -> Redactor:
+    """Every detector, whatever the project imports with: what annotators type is theirs."""
+    return Redactor(DETECTORS, phone_region=settings.PII_PHONE_REGION)
+
+
 def _write_csv(project, filters, out: _HashingWriter) -> int:
     writer = csv_writer(out)
+    redactor = _answer_redactor()
     max_k = 2
     writer.writerow(
         [
@@ -213,7 +244,9 @@ def _write_csv(project, filters, out: _HashingWriter) -> int:
                         item.prompt,
                         *texts,
                         pseudonym(project, a.annotator_id),
-                        json.dumps(a.answer, ensure_ascii=False),
+                        json.dumps(
+                            _free_text_redacted(project, a, redactor), ensure_ascii=False
+                        ),
                         a.label,
                         a.strength or "",
                         a.lead_time_ms,
@@ -238,6 +271,7 @@ def _json_array(rows: Iterator[dict], out: _HashingWriter) -> int:
 
 def _label_studio_rows(project, filters) -> Iterator[dict]:
     choice_to_ls = {"A": "left", "B": "right", "tie": "tie"}
+    redactor = _answer_redactor()
     for batch in _labelled_items(project, filters):
         annotations = _annotations_for([i for i, _ in batch])
         for item, cons in batch:
@@ -262,7 +296,7 @@ def _label_studio_rows(project, filters) -> Iterator[dict]:
                                 "value": {"selected": choice_to_ls.get(choice, choice)},
                             }
                         ],
-                        "attune_answer": a.answer,
+                        "attune_answer": _free_text_redacted(project, a, redactor),
                     }
                 )
             yield {
@@ -274,6 +308,7 @@ def _label_studio_rows(project, filters) -> Iterator[dict]:
 
 
 def _argilla_rows(project, filters) -> Iterator[dict]:
+    redactor = _answer_redactor()
     for batch in _labelled_items(project, filters):
         annotations = _annotations_for([i for i, _ in batch])
         for item, cons in batch:
@@ -285,7 +320,10 @@ def _argilla_rows(project, filters) -> Iterator[dict]:
                 {
                     "user_id": pseudonym(project, a.annotator_id),
                     "status": "submitted",
-                    "values": {name: {"value": value} for name, value in a.answer.items()},
+                    "values": {
+                        name: {"value": value}
+                        for name, value in _free_text_redacted(project, a, redactor).items()
+                    },
                 }
                 for a in annotations.get(item.pk, [])
             ]

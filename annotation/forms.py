@@ -17,7 +17,8 @@ from django.core.exceptions import ValidationError
 from rlhf_platform.validation import JSONInputError, json_parse, path_join, text_validate
 
 from . import importers
-from .models import DatasetSnapshot
+from .importers.redaction import DETECTORS
+from .models import DatasetSnapshot, Project
 
 PAIRWISE_LABELS = {"A": "A is better", "B": "B is better", "tie": "Tie"}
 STRENGTH_LABELS = {1: "Slightly", 2: "Clearly", 3: "Much"}
@@ -65,6 +66,46 @@ class ItemImportForm(forms.Form):
         label="Import on a worker (for large files)",
         help_text="The page returns at once; the job's outcome is listed below.",
     )
+
+
+PII_DETECTOR_LABELS = {
+    "email": "E-mail addresses",
+    "iban": "IBANs",
+    "card": "Payment card numbers (Luhn-checked)",
+    "us_ssn": "US social security numbers",
+    "uk_nino": "UK National Insurance numbers",
+    "phone": "Phone numbers",
+}
+
+
+class DataProtectionForm(forms.Form):
+    """A project's PII redaction and retention settings (researchers)."""
+
+    pii_detectors = forms.MultipleChoiceField(
+        choices=[(name, PII_DETECTOR_LABELS[name]) for name in DETECTORS],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Redact on import",
+    )
+    retention_days = forms.IntegerField(
+        required=False, min_value=1, max_value=36500, label="Delete items older than (days)"
+    )
+    archive_retention_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=36500,
+        label="Delete all data this many days after archiving",
+    )
+
+    @classmethod
+    def for_project(cls, project: Project) -> DataProtectionForm:
+        return cls(
+            initial={
+                "pii_detectors": project.pii_detectors,
+                "retention_days": project.retention_days,
+                "archive_retention_days": project.archive_retention_days,
+            }
+        )
 
 
 class DatasetExportForm(forms.Form):

@@ -3,16 +3,44 @@ computed consensus and quality, and immutable dataset snapshots."""
 
 from __future__ import annotations
 
+import json
 import secrets
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from rlhf_platform.crypto import EncryptedTextField
+
+from .importers.redaction import DETECTORS
+
 
 def _pseudonym_key() -> str:
     return secrets.token_hex(32)
+
+
+def pii_detectors_default() -> list[str]:
+    """New projects redact every kind of personal data the importers detect."""
+    return list(DETECTORS)
+
+
+def pii_detectors_validate(value) -> None:
+    """A list of distinct detector names (``annotation.importers.redaction.DETECTORS``)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError(f"must be a list of detector names ({', '.join(DETECTORS)})")
+    unknown = [v for v in value if v not in DETECTORS]
+    if unknown:
+        raise ValidationError(
+            f"unknown detector {unknown[0]!r}; choose from {', '.join(DETECTORS)}"
+        )
+    if len(set(value)) != len(value):
+        raise ValidationError("detectors must be distinct")
+
+
+# Retention periods are whole days: from one day up to a hundred years.
+_RETENTION_DAYS = [MinValueValidator(1), MaxValueValidator(36500)]
 
 
 class Project(models.Model):
@@ -52,8 +80,38 @@ class Project(models.Model):
         max_length=10, choices=SkipPolicy.choices, default=SkipPolicy.ALLOW
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    # Keyed hash for pseudonymised annotator ids in exports: stable per project, secret.
+    # Per-project salt of the annotator pseudonyms in exports (annotation.exports.pseudonym):
+    # with the server's PSEUDONYM_KEY, which is not in the database, it keys an HMAC.
     pseudonym_key = models.CharField(max_length=64, default=_pseudonym_key, editable=False)
+    # --- Data protection (README "Data protection") ---
+    pii_detectors = models.JSONField(
+        default=pii_detectors_default,
+        blank=True,
+        validators=[pii_detectors_validate],
+        help_text="PII detectors applied to imported text (empty list: none).",
+    )
+    retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=_RETENTION_DAYS,
+        help_text="Delete items (with their answers), snapshots and import records older "
+        "than this many days; empty keeps them.",
+    )
+    archive_retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=_RETENTION_DAYS,
+        help_text="Delete all of the project's data this many days after it was archived; "
+        "empty keeps it.",
+    )
+    archived_at = models.DateTimeField(null=True, blank=True, editable=False)
+    purged_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When retention last deleted its data."
+    )
+    legal_hold = models.BooleanField(
+        default=False, help_text="Retention deletes nothing while set (administrators only)."
+    )
+    legal_hold_reason = models.CharField(max_length=500, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -144,7 +202,8 @@ class Assignment(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.LOCKED)
     locked_at = models.DateTimeField()
     expires_at = models.DateTimeField()
-    skip_reason = models.CharField(max_length=500, blank=True)
+    # The annotator's free-text reason: a rationale, so encrypted at rest.
+    skip_reason = EncryptedTextField(blank=True)
 
     access_parent = "project"
 
@@ -179,7 +238,11 @@ class Annotation(models.Model):
     assignment = models.OneToOneField(
         Assignment, on_delete=models.PROTECT, related_name="annotation"
     )
+    # The structured answers and the text answers of questions that are not sensitive.
     answer = models.JSONField()
+    # The sensitive text answers (rationales, comments marked sensitive) as JSON
+    # ``{question: text}``, encrypted at rest; see ``annotation.schema.answer_split``.
+    answer_private = EncryptedTextField(blank=True, default="")
     label = models.SmallIntegerField(null=True)
     strength = models.PositiveSmallIntegerField(null=True)
     lead_time_ms = models.PositiveIntegerField(help_text="From assignment to submission.")
@@ -200,6 +263,13 @@ class Annotation(models.Model):
     def __str__(self) -> str:
         return f"{self.item_id} by {self.annotator_id}"
 
+    @property
+    def full_answer(self) -> dict:
+        """The whole answer: the structured part and the decrypted text answers."""
+        if not self.answer_private:
+            return self.answer
+        return {**self.answer, **json.loads(self.answer_private)}
+
 
 class Adjudication(models.Model):
     """A reviewer's decision on an item, overriding the computed consensus."""
@@ -211,7 +281,8 @@ class Adjudication(models.Model):
     )
     answer = models.JSONField()
     label = models.SmallIntegerField()
-    reason = models.TextField()
+    # The reviewer's rationale: encrypted at rest, never in an audit payload.
+    reason = EncryptedTextField()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -373,6 +444,9 @@ class ImportJob(models.Model):
     created = models.PositiveIntegerField(default=0)
     skipped_existing = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True, help_text='[{"line", "reason"}]')
+    redactions = models.JSONField(
+        default=dict, blank=True, help_text='What PII redaction replaced: {"email": 3, ...}.'
+    )
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

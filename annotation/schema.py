@@ -7,7 +7,11 @@ A project's ``question_schema`` is ``{"questions": [...]}``; each question has a
   ``{"choice": "A" | "B" | "tie", "strength": 1..3}``
 - ``ranking``: a permutation of the response indexes, best first
 - ``rating`` (``min`` = 1, ``max`` = 7): one integer per response
-- ``text`` (``required`` = false, ``max_length`` = 5000): a string
+- ``text`` (``required`` = false, ``max_length`` = 5000, ``purpose`` = ``"rationale"``,
+  ``sensitive``): a string.  A *rationale* (the default purpose) is always stored
+  encrypted; a ``"comment"`` is encrypted only when ``sensitive`` is true (default false),
+  so a project can keep, say, a "suggested fix" comment readable in the database while
+  annotators' reasons stay protected (``answer_split``)
 - ``spans`` (``labels``, optional): ``[{"response", "start", "end", "label"?}]``,
   character offsets into the response text
 - ``tags`` (``options``, ``max`` optional): a list of distinct options
@@ -27,6 +31,7 @@ from django.core.exceptions import ValidationError
 from rlhf_platform.validation import json_validate, text_problem
 
 QUESTION_TYPES = ("pairwise", "ranking", "rating", "text", "spans", "tags")
+TEXT_PURPOSES = ("rationale", "comment")
 PRIMARY_TYPES = ("pairwise", "ranking", "rating")
 PAIRWISE_CODES = {"A": 0, "tie": 1, "B": 2}
 PAIRWISE_CHOICES = {code: choice for choice, code in PAIRWISE_CODES.items()}
@@ -85,6 +90,18 @@ def question_schema_validate(schema: Any) -> dict[str, Any]:
         elif qtype == "text":
             q.setdefault("required", False)
             q.setdefault("max_length", 5000)
+            q.setdefault("purpose", "rationale")
+            if q["purpose"] not in TEXT_PURPOSES:
+                raise _fail(f"{where}.purpose", f"must be one of {', '.join(TEXT_PURPOSES)}")
+            q.setdefault("sensitive", q["purpose"] == "rationale")
+            if not isinstance(q["sensitive"], bool):
+                raise _fail(f"{where}.sensitive", "must be true or false")
+            if q["purpose"] == "rationale" and not q["sensitive"]:
+                raise _fail(
+                    f"{where}.sensitive",
+                    'a rationale is always sensitive (encrypted); use "purpose": "comment" '
+                    "for text that need not be",
+                )
         elif qtype == "tags":
             options = q.get("options")
             if (
@@ -97,6 +114,25 @@ def question_schema_validate(schema: Any) -> dict[str, Any]:
             q.setdefault("labels", [])
         normalised.append(q)
     return {"questions": normalised}
+
+
+def question_is_sensitive(question: dict[str, Any]) -> bool:
+    """True for a text question whose answers are stored encrypted.
+
+    Schemas saved before ``purpose``/``sensitive`` existed count as rationales.
+    """
+    return question["type"] == "text" and question.get("sensitive", True)
+
+
+def answer_split(
+    *, schema: dict[str, Any], answer: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``(public, private)``: the answers stored as JSON, and the sensitive text answers
+    stored encrypted (``Annotation.answer_private``)."""
+    sensitive = {q["name"] for q in schema["questions"] if question_is_sensitive(q)}
+    public = {k: v for k, v in answer.items() if k not in sensitive}
+    private = {k: v for k, v in answer.items() if k in sensitive and v}
+    return public, private
 
 
 def primary_question(schema: dict[str, Any]) -> dict[str, Any] | None:

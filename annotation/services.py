@@ -43,6 +43,7 @@ from rlhf_platform.db import bulk_upsert
 from rlhf_platform.validation import texts_validate
 
 from . import importers, schema
+from .importers.redaction import Redactor, redact_row_texts
 from .errors import (
     AssignmentConflict,
     IdempotencyConflict,
@@ -69,6 +70,10 @@ PROJECT_FIELDS = (
     "lock_ttl_seconds",
     "skip_policy",
     "status",
+    # Data protection: PII redaction on import and the retention policy.
+    "pii_detectors",
+    "retention_days",
+    "archive_retention_days",
 )
 
 # Which object permissions each project role grants.  ``report`` reads the agreement and
@@ -95,6 +100,8 @@ def _project_snapshot(project: Project) -> dict[str, Any]:
 def _project_validate(project: Project) -> None:
     texts_validate(name=project.name, guidelines=project.guidelines)
     project.question_schema = schema.question_schema_validate(project.question_schema)
+    if project.pii_detectors is None:
+        raise ValidationError({"pii_detectors": ["must be a list (empty for none)"]})
     project.full_clean(exclude=["created_by", "pseudonym_key"])
 
 
@@ -131,6 +138,11 @@ def project_update(*, project: Project, **changes: Any) -> Project:
     for name, value in changes.items():
         setattr(project, name, value)
     _project_validate(project)
+    # The archive-retention clock starts when the project is archived.
+    if project.status == Project.Status.ARCHIVED and before["status"] != project.status:
+        project.archived_at = timezone.now()
+    elif project.status != Project.Status.ARCHIVED:
+        project.archived_at = None
     project.save()
     after = _project_snapshot(project)
     changed = {k for k in after if after[k] != before[k]}
@@ -202,6 +214,8 @@ class ImportResult:
     rows: int
     created: int
     skipped_existing: int
+    # What PII redaction replaced, per detector (counts only: the text is never kept).
+    redactions: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 MAX_REPORTED_ERRORS = 1000
@@ -253,12 +267,18 @@ def _shuffled(row: importers.ParsedRow) -> tuple[list[dict], dict, dict | None]:
 
 
 def _import_batches(
-    rows_iter, project: Project, now, batch_size: int, errors: list[RowError]
+    rows_iter,
+    project: Project,
+    now,
+    batch_size: int,
+    errors: list[RowError],
+    redactor: Redactor,
 ) -> Iterator[tuple[int, list[dict[str, Any]], bool]]:
     """Validate and shape parsed rows: yields ``(rows_seen, good_rows, truncated)`` per batch.
 
     Pure Python (no database), so it can run in a thread beside the inserts.  Appends to
-    ``errors``; once there is an error no further rows are shaped, only checked.
+    ``errors``; once there is an error no further rows are shaped, only checked.  Texts
+    pass through the project's PII ``redactor`` before anything is stored.
     """
     project_schema = project.question_schema
     project_id = project.pk
@@ -273,11 +293,16 @@ def _import_batches(
                 gold_answer, gold_error = _gold_answer(project_schema, gold, responses)
                 if gold_error is None:
                     if not errors:
+                        prompt = row.prompt
+                        if redactor:
+                            prompt, responses, metadata = redact_row_texts(
+                                redactor, prompt, responses, metadata
+                            )
                         good.append(
                             {
                                 "project_id": project_id,
                                 "external_id": row.external_id,
-                                "prompt": row.prompt,
+                                "prompt": prompt,
                                 "responses": responses,
                                 "metadata": metadata,
                                 "priority": row.priority,
@@ -362,11 +387,12 @@ def items_import(
     now = timezone.now()
     # Arguments are checked here, in the caller's thread (a bad format raises ValueError).
     parsed = importers.parse_rows(file, fmt, max_responses=importers.MAX_RESPONSES)
+    redactor = Redactor(project.pii_detectors or (), phone_region=settings.PII_PHONE_REGION)
     exact_counts = connection.vendor == "postgresql"
     with transaction.atomic():
         count_before = 0 if exact_counts else Item.objects.filter(project=project).count()
         for seen, good, batch_truncated in _in_thread(
-            _import_batches(parsed, project, now, batch_size, errors), depth=1
+            _import_batches(parsed, project, now, batch_size, errors, redactor), depth=1
         ):
             rows, truncated = seen, truncated or batch_truncated
             if good and not errors:
@@ -384,6 +410,8 @@ def items_import(
                 if exact_counts
                 else Item.objects.filter(project=project).count() - count_before
             )
+            # Counted over every row read, the skipped ones too: the file held that much.
+            redactions = dict(sorted(redactor.counts.items()))
             audit_event_record(
                 action="items.import",
                 obj=project,
@@ -392,12 +420,15 @@ def items_import(
                     "rows": rows,
                     "created": created,
                     "skipped_existing": rows - created,
+                    "redactions": redactions,
                 },
             )
     if raise_import_error is not None:
         raise raise_import_error
     project_item_count_forget(project_id=project.pk)
-    return ImportResult(rows=rows, created=created, skipped_existing=rows - created)
+    return ImportResult(
+        rows=rows, created=created, skipped_existing=rows - created, redactions=redactions
+    )
 
 
 def items_create_bulk(*, project: Project, rows: list[dict[str, Any]]) -> ImportResult:
@@ -621,12 +652,15 @@ def annotation_submit(
         clean, label, strength = schema.answer_validate(
             schema=project.question_schema, answer=answer, responses=item.responses
         )
+        # Rationales (and comments marked sensitive) are stored encrypted.
+        public, private = schema.answer_split(schema=project.question_schema, answer=clean)
         annotation = Annotation.objects.create(
             project=project,
             item_id=item_id,
             annotator=annotator,
             assignment=assignment,
-            answer=clean,
+            answer=public,
+            answer_private=json.dumps(private, ensure_ascii=False) if private else "",
             label=label,
             strength=strength,
             lead_time_ms=max(0, int((now - assignment.locked_at).total_seconds() * 1000)),
@@ -679,11 +713,8 @@ def adjudication_record(
     if label is None:
         raise ValidationError({"answer": ["the project has no question to adjudicate"]})
     previous = Adjudication.objects.select_for_update().filter(item=item).first()
-    before = (
-        {"label": previous.label, "answer": previous.answer, "reason": previous.reason}
-        if previous
-        else None
-    )
+    # The reason is the reviewer's rationale: encrypted at rest, so never in the audit chain.
+    before = {"label": previous.label, "answer": previous.answer} if previous else None
     adjudication, _ = Adjudication.objects.update_or_create(
         item=item,
         defaults={
@@ -707,7 +738,7 @@ def adjudication_record(
         action="item.adjudicate",
         obj=item,
         before=before,
-        after={"label": label, "answer": clean, "reason": reason},
+        after={"label": label, "answer": clean},
     )
     return adjudication
 
@@ -800,10 +831,11 @@ def import_job_run(*, job_id: int, worker: str = "") -> ImportJob | None:
         job.status, job.message = ImportJob.Status.FAILED, f"{type(exc).__name__}: {exc}"
     else:
         job.status, job.message = ImportJob.Status.SUCCEEDED, ""
-        job.rows, job.created, job.skipped_existing = (
+        job.rows, job.created, job.skipped_existing, job.redactions = (
             result.rows,
             result.created,
             result.skipped_existing,
+            result.redactions,
         )
     job.finished_at = timezone.now()
     job.file.delete(save=False)

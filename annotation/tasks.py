@@ -10,6 +10,7 @@ from rlhf_platform.celery import worker_instance
 
 from .consensus import consensus_recompute
 from .models import Project
+from .retention import retention_apply_all
 from .services import assignment_reclaim_expired, import_job_run, import_jobs_reap
 
 
@@ -42,3 +43,9 @@ def import_job_run_task(job_id: int) -> None:
 def import_jobs_reap_task() -> dict[str, int]:
     """Requeue or fail import jobs whose worker vanished (scheduled by beat)."""
     return import_jobs_reap()
+
+
+@shared_task(name="annotation.retention_apply", time_limit=60 * 60, soft_time_limit=55 * 60)
+def retention_apply_task() -> dict[int, dict[str, int]]:
+    """Apply every project's retention policy (scheduled daily by beat)."""
+    return retention_apply_all()

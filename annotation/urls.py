@@ -28,6 +28,11 @@ urlpatterns = [
     path("projects/<int:project_id>/import/", views.ImportView.as_view(), name="import"),
     path("projects/<int:project_id>/export/", views.ExportView.as_view(), name="export"),
     path(
+        "projects/<int:project_id>/data-protection/",
+        views.DataProtectionView.as_view(),
+        name="data-protection",
+    ),
+    path(
         "projects/<int:project_id>/snapshots/<int:snapshot_id>/download/",
         views.SnapshotDownloadView.as_view(),
         name="snapshot-download",

@@ -371,13 +371,13 @@ class ReviewItemView(ProjectMixin, View):
                 "annotation": a,
                 "primary": forms.answer_summary(
                     question=primary,
-                    value=a.answer.get(primary["name"]) if primary else None,
+                    value=a.full_answer.get(primary["name"]) if primary else None,
                     n_responses=n,
                 ),
                 "others": [
-                    {"name": q["name"], "type": q["type"], "value": a.answer[q["name"]]}
+                    {"name": q["name"], "type": q["type"], "value": a.full_answer[q["name"]]}
                     for q in project_schema["questions"]
-                    if q is not primary and a.answer.get(q["name"]) not in (None, "", [])
+                    if q is not primary and a.full_answer.get(q["name"]) not in (None, "", [])
                 ],
             }
             for a in review["annotations"]
@@ -477,6 +477,7 @@ class DashboardView(ProjectMixin, View):
             "can": can,
             "can_recompute": can["review"] or can["change"],
             "import_form": forms.ItemImportForm(),
+            "protection_form": forms.DataProtectionForm.for_project(project),
             "export_form": forms.DatasetExportForm(),
             "snapshots": selectors.snapshot_list(project=project, user=user),
             "import_jobs": jobs,
@@ -543,12 +544,38 @@ class ImportView(DashboardView):
                 import_errors_truncated=exc.truncated or len(exc.errors) > MAX_SHOWN_IMPORT_ERRORS,
                 status=400,
             )
+        redacted = ", ".join(f"{n} {name}" for name, n in result.redactions.items())
         messages.success(
             request,
             f"Imported {result.created} new item(s) from {result.rows} row(s); "
-            f"{result.skipped_existing} were already in the project.",
+            f"{result.skipped_existing} were already in the project."
+            + (f" Personal data redacted: {redacted}." if redacted else ""),
         )
         return redirect("annotation:project-dashboard", project_id=self.project.pk)
+
+
+class DataProtectionView(DashboardView):
+    """Change the project's PII redaction and retention settings (audited)."""
+
+    project_action = "change"
+
+    def get(self, request, *args, **kwargs):
+        return redirect("annotation:project-dashboard", project_id=self.project.pk)
+
+    def post(self, request, *args, **kwargs):
+        form = forms.DataProtectionForm(request.POST)
+        if form.is_valid():
+            try:
+                services.project_update(project=self.project, **form.cleaned_data)
+            except ValidationError as exc:
+                for field, reasons in forms.errors_by_field(exc).items():
+                    for reason in reasons:
+                        form.add_error(field if field in form.fields else None, reason)
+            else:
+                messages.success(request, "Data protection settings saved.")
+                url = reverse("annotation:project-dashboard", args=[self.project.pk])
+                return redirect(f"{url}#data-protection")
+        return self.render_dashboard(protection_form=form, status=400)
 
 
 class ExportView(DashboardView):

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class ModelsRegistryConfig(AppConfig):
     name = "models_registry"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Annotation's retention must keep the snapshots models were trained on (lineage).
+        from annotation.retention import snapshot_hold_register
+
+        from .selectors import snapshots_trained_on
+
+        snapshot_hold_register(provider=snapshots_trained_on)

@@ -195,3 +195,15 @@ def alias_version(*, registered_model: RegisteredModel, alias: str) -> ModelVers
         .first()
     )
     return row.version if row else None
+
+
+def snapshots_trained_on(*, snapshot_ids: list[int]) -> set[int]:
+    """The snapshots among ``snapshot_ids`` that a training job or a model version points at
+    (registered with annotation's retention, which must never delete them or their items)."""
+    jobs = TrainingJob.objects.filter(snapshot_id__in=snapshot_ids).values_list(
+        "snapshot_id", flat=True
+    )
+    versions = ModelVersion.objects.filter(snapshot_id__in=snapshot_ids).values_list(
+        "snapshot_id", flat=True
+    )
+    return set(jobs) | set(versions)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import importlib.util
 import os
 import re
@@ -549,3 +550,31 @@ def _field_encryption_keys() -> list[str]:
 
 
 FIELD_ENCRYPTION_KEYS = _field_encryption_keys()
+
+
+# --- Data protection (README "Data protection") ---------------------------------------------
+# National phone numbers are recognised in this region (ISO 3166 alpha-2); international ones
+# (+44 ...) everywhere.  Used by the PII redaction of imports.
+PII_PHONE_REGION = os.environ.get("PII_PHONE_REGION", "US").upper()
+
+
+def _pseudonym_key() -> str:
+    """The server-side key of annotator pseudonyms in exports (never in the database).
+
+    PSEUDONYM_KEY when set; otherwise derived from SECRET_KEY, so a deployment needs nothing
+    new — but then changing SECRET_KEY changes every pseudonym: set PSEUDONYM_KEY to keep
+    them across a SECRET_KEY rotation.
+    """
+    explicit = os.environ.get("PSEUDONYM_KEY", "").strip()
+    if explicit:
+        return explicit
+    return hashlib.sha256(b"attune.pseudonym:" + SECRET_KEY.encode()).hexdigest()
+
+
+PSEUDONYM_KEY = _pseudonym_key()
+# Retention: beat applies every project's policy once a day (annotation.retention_apply).
+DATA_RETENTION_INTERVAL = float(os.environ.get("DATA_RETENTION_INTERVAL", "86400"))
+CELERY_BEAT_SCHEDULE["annotation-data-retention"] = {
+    "task": "annotation.retention_apply",
+    "schedule": DATA_RETENTION_INTERVAL,
+}

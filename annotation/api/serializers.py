@@ -11,6 +11,7 @@ from annotation.models import (
     Project,
     ProjectStats,
 )
+from annotation.importers.redaction import DETECTORS
 from annotation.services import MEMBER_PERMISSIONS, PROJECT_FIELDS
 from rlhf_platform.openapi import ErrorDetailSerializer
 from rlhf_platform.validation import MAX_OBJECT_ID
@@ -18,11 +19,19 @@ from rlhf_platform.validation import MAX_OBJECT_ID
 
 class ProjectSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    pii_detectors = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(DETECTORS)),
+        required=False,
+        max_length=len(DETECTORS),
+        help_text="PII detectors applied to imported text; [] for none. New projects: all.",
+    )
 
     class Meta:
         model = Project
-        fields = ["id", *PROJECT_FIELDS, "created_by", "created_at"]
-        read_only_fields = ["id", "created_by", "created_at"]
+        fields = ["id", *PROJECT_FIELDS, "created_by", "created_at",
+                  "archived_at", "legal_hold", "legal_hold_reason", "purged_at"]  # fmt: skip
+        read_only_fields = ["id", "created_by", "created_at",
+                            "archived_at", "legal_hold", "legal_hold_reason", "purged_at"]  # fmt: skip
         extra_kwargs = {"question_schema": {"required": False}}
 
 
@@ -80,7 +89,7 @@ class ImportJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportJob
         fields = ["id", "project", "format", "original_name", "status", "rows", "created",
-                  "skipped_existing", "errors", "message", "waiting_reason", "attempts",
+                  "skipped_existing", "redactions", "errors", "message", "waiting_reason", "attempts",
                   "created_at", "started_at", "finished_at"]  # fmt: skip
         read_only_fields = fields
 
@@ -92,6 +101,10 @@ class ImportResultSerializer(serializers.Serializer):
     rows = serializers.IntegerField()
     created = serializers.IntegerField()
     skipped_existing = serializers.IntegerField()
+    redactions = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text='What PII redaction replaced, per detector (counts only): {"email": 3}.',
+    )
 
 
 def object_id_field() -> serializers.IntegerField:
@@ -156,7 +169,7 @@ class SubmitSerializer(serializers.Serializer):
 class AnnotationSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     item = serializers.IntegerField(source="item_id")
-    answer = serializers.JSONField()
+    answer = serializers.JSONField(source="full_answer")
     label = serializers.IntegerField(allow_null=True)
     lead_time_ms = serializers.IntegerField()
     idempotency_key = serializers.CharField()

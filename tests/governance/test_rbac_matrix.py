@@ -101,6 +101,7 @@ ROUTES: dict[str, dict[str, str]] = {
     "annotation/projects/<project_id>/recompute/":         {"GET": REVIEW, "POST": REVIEW},
     "annotation/projects/<project_id>/import/":            {"GET": CHANGE, "POST": CHANGE},
     "annotation/projects/<project_id>/export/":            {"GET": EXPORT, "POST": EXPORT},
+    "annotation/projects/<project_id>/data-protection/":   {"GET": CHANGE, "POST": CHANGE},
     "annotation/projects/<project_id>/snapshots/<snapshot_id>/download/": {"GET": EXPORT},
     "models/":                                             {"GET": MODEL_READERS},
     "models/compare/":                                     {"GET": MODEL_READERS},
