@@ -3,7 +3,6 @@ from django.contrib import admin
 from guardian.admin import GuardedModelAdmin
 
 from . import retention, services
-
 from .models import (
     Adjudication,
     Annotation,
@@ -23,7 +22,11 @@ class ProjectAdminForm(forms.ModelForm):
 
     class Meta:
         model = Project
-        fields = "__all__"
+        fields = [
+            "name", "guidelines", "question_schema", "status", "created_by", "overlap",
+            "gold_ratio", "blind", "lock_ttl_seconds", "skip_policy", "pii_detectors",
+            "retention_days", "archive_retention_days", "legal_hold", "legal_hold_reason",
+        ]  # fmt: skip
 
     def clean(self):
         data = super().clean()
@@ -47,15 +50,22 @@ class ProjectAdmin(GuardedModelAdmin):
     readonly_fields = ("archived_at", "purged_at")
     fieldsets = (
         (None, {"fields": ("name", "guidelines", "question_schema", "status", "created_by")}),
-        ("Work", {"fields": ("overlap", "gold_ratio", "blind", "lock_ttl_seconds",
-                             "skip_policy")}),  # fmt: skip
+        (
+            "Work",
+            {"fields": ("overlap", "gold_ratio", "blind", "lock_ttl_seconds", "skip_policy")},
+        ),
         (
             "Data protection",
             {
                 "fields": (
-                    "pii_detectors", "retention_days", "archive_retention_days",
-                    "archived_at", "purged_at", "legal_hold", "legal_hold_reason",
-                )  # fmt: skip
+                    "pii_detectors",
+                    "retention_days",
+                    "archive_retention_days",
+                    "archived_at",
+                    "purged_at",
+                    "legal_hold",
+                    "legal_hold_reason",
+                )
             },
         ),
     )
@@ -64,7 +74,9 @@ class ProjectAdmin(GuardedModelAdmin):
         if not change:
             return super().save_model(request, obj, form, change)
         changed = set(form.changed_data)
-        settings_changed = {name: getattr(obj, name) for name in changed & set(services.PROJECT_FIELDS)}
+        settings_changed = {
+            name: getattr(obj, name) for name in changed & set(services.PROJECT_FIELDS)
+        }
         if settings_changed:
             services.project_update(project=obj, **settings_changed)
         if changed & {"legal_hold", "legal_hold_reason"}:

@@ -8,9 +8,10 @@ by 3, or the confidence alone where no strength was asked — so a unanimous "mu
 is 1.0 and a split vote is small.  Ties are left out unless ``include_ties`` is set (then
 they appear with margin 0).  Annotators appear only as pseudonyms (:func:`pseudonym`: an
 HMAC keyed by a server setting and the project), stable across exports of that project;
-free-text answers are decrypted and exported with e-mail addresses, phone, card and
-national-id numbers replaced by placeholders.  CSV cells a spreadsheet would run as a
-formula are escaped (``rlhf_platform.spreadsheet``).
+sensitive free text (rationales, comments marked sensitive) is left out unless
+``include_sensitive_text`` is set, and every free-text answer exported has its e-mail
+addresses, phone, card and national-id numbers replaced by placeholders.  CSV cells a
+spreadsheet would run as a formula are escaped (``rlhf_platform.spreadsheet``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ FILTER_DEFAULTS: dict[str, Any] = {
     "min_annotations": 1,
     "include_ties": False,
     "include_gold": False,
+    # Rationales and comments marked sensitive are encrypted at rest and left out of
+    # exports unless asked for (the choice is kept in the snapshot's filters and audited).
+    "include_sensitive_text": False,
 }
 EXTENSIONS = {
     "trl": "jsonl",
@@ -79,11 +83,16 @@ def pseudonym(project: Project, annotator_id: int) -> str:
     return "ann-" + digest.hexdigest()[:16]
 
 
-def _free_text_redacted(project: Project, annotation: Annotation, redactor: Redactor) -> dict:
-    """An annotation's whole answer (its encrypted text answers decrypted) with personal
-    data an annotator typed into free text replaced by placeholders, for export."""
-    answer = annotation.full_answer
-    text_questions = {q["name"] for q in project.question_schema["questions"] if q["type"] == "text"}
+def _export_answer(
+    project: Project, annotation: Annotation, redactor: Redactor, filters: dict
+) -> dict:
+    """An annotation's answer as exported: without its sensitive text answers, or with them
+    decrypted when ``include_sensitive_text`` is set; either way with the personal data an
+    annotator typed into free text replaced by placeholders."""
+    answer = annotation.full_answer if filters["include_sensitive_text"] else annotation.answer
+    text_questions = {
+        q["name"] for q in project.question_schema["questions"] if q["type"] == "text"
+    }
     return {
         name: redactor.text(value) if name in text_questions and isinstance(value, str) else value
         for name, value in answer.items()
@@ -107,7 +116,7 @@ def filters_validate(filters: Any) -> dict[str, Any]:
         raise ValidationError({"filters.min_confidence": ["must be a number 0..1"]})
     if not isinstance(clean["min_annotations"], int) or clean["min_annotations"] < 1:
         raise ValidationError({"filters.min_annotations": ["must be an integer ≥ 1"]})
-    for name in ("include_ties", "include_gold"):
+    for name in ("include_ties", "include_gold", "include_sensitive_text"):
         if not isinstance(clean[name], bool):
             raise ValidationError({f"filters.{name}": ["must be true or false"]})
     return clean
@@ -245,7 +254,7 @@ def _write_csv(project, filters, out: _HashingWriter) -> int:
                         *texts,
                         pseudonym(project, a.annotator_id),
                         json.dumps(
-                            _free_text_redacted(project, a, redactor), ensure_ascii=False
+                            _export_answer(project, a, redactor, filters), ensure_ascii=False
                         ),
                         a.label,
                         a.strength or "",
@@ -296,7 +305,7 @@ def _label_studio_rows(project, filters) -> Iterator[dict]:
                                 "value": {"selected": choice_to_ls.get(choice, choice)},
                             }
                         ],
-                        "attune_answer": _free_text_redacted(project, a, redactor),
+                        "attune_answer": _export_answer(project, a, redactor, filters),
                     }
                 )
             yield {
@@ -322,7 +331,7 @@ def _argilla_rows(project, filters) -> Iterator[dict]:
                     "status": "submitted",
                     "values": {
                         name: {"value": value}
-                        for name, value in _free_text_redacted(project, a, redactor).items()
+                        for name, value in _export_answer(project, a, redactor, filters).items()
                     },
                 }
                 for a in annotations.get(item.pk, [])

@@ -114,10 +114,14 @@ class DatasetExportForm(forms.Form):
     format = forms.ChoiceField(choices=DatasetSnapshot.Format.choices, initial="trl")
     include_ties = forms.BooleanField(required=False)
     min_confidence = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.0)
+    include_sensitive_text = forms.BooleanField(
+        required=False, label="Include sensitive free text (rationales, sensitive comments)"
+    )
 
     def filters(self) -> dict[str, Any]:
         return {
             "include_ties": self.cleaned_data["include_ties"],
+            "include_sensitive_text": self.cleaned_data["include_sensitive_text"],
             "min_confidence": self.cleaned_data["min_confidence"],
         }
 

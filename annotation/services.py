@@ -43,7 +43,6 @@ from rlhf_platform.db import bulk_upsert
 from rlhf_platform.validation import texts_validate
 
 from . import importers, schema
-from .importers.redaction import Redactor, redact_row_texts
 from .errors import (
     AssignmentConflict,
     IdempotencyConflict,
@@ -51,6 +50,7 @@ from .errors import (
     ProjectClosed,
     RowError,
 )
+from .importers.redaction import Redactor, redact_row_texts
 from .models import Adjudication, Annotation, Assignment, ImportJob, Item, ItemConsensus, Project
 from .selectors import project_item_count_forget
 

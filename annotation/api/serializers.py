@@ -2,6 +2,7 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 from annotation import selectors
+from annotation.importers.redaction import DETECTORS
 from annotation.models import (
     AnnotatorStats,
     DatasetSnapshot,
@@ -11,10 +12,12 @@ from annotation.models import (
     Project,
     ProjectStats,
 )
-from annotation.importers.redaction import DETECTORS
 from annotation.services import MEMBER_PERMISSIONS, PROJECT_FIELDS
 from rlhf_platform.openapi import ErrorDetailSerializer
 from rlhf_platform.validation import MAX_OBJECT_ID
+
+# Set by the platform (archiving, retention) or an administrator (legal hold): read-only here.
+PROJECT_STATE_FIELDS = ["archived_at", "legal_hold", "legal_hold_reason", "purged_at"]
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -28,10 +31,8 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", *PROJECT_FIELDS, "created_by", "created_at",
-                  "archived_at", "legal_hold", "legal_hold_reason", "purged_at"]  # fmt: skip
-        read_only_fields = ["id", "created_by", "created_at",
-                            "archived_at", "legal_hold", "legal_hold_reason", "purged_at"]  # fmt: skip
+        read_only_fields = ["id", "created_by", "created_at", *PROJECT_STATE_FIELDS]
+        fields = ["id", *PROJECT_FIELDS, "created_by", "created_at", *PROJECT_STATE_FIELDS]
         extra_kwargs = {"question_schema": {"required": False}}
 
 
@@ -89,8 +90,8 @@ class ImportJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = ImportJob
         fields = ["id", "project", "format", "original_name", "status", "rows", "created",
-                  "skipped_existing", "redactions", "errors", "message", "waiting_reason", "attempts",
-                  "created_at", "started_at", "finished_at"]  # fmt: skip
+                  "skipped_existing", "redactions", "errors", "message", "waiting_reason",
+                  "attempts", "created_at", "started_at", "finished_at"]  # fmt: skip
         read_only_fields = fields
 
     def get_waiting_reason(self, job) -> str:

@@ -18,7 +18,7 @@ from django.db.models import Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from rlhf_platform.crypto import secret_decrypt, secret_encrypt
+from rlhf_platform.crypto import FieldDecryptionError, secret_decrypt, secret_encrypt
 
 BATCH = 1000
 
@@ -31,8 +31,26 @@ def _token(text):
     return Value(text, output_field=models.TextField())
 
 
+def _is_token(value):
+    try:
+        secret_decrypt(token=value)
+    except FieldDecryptionError:
+        return False
+    return True
+
+
+def _encrypt(text):
+    """A token for clear text; None (left alone) for a value that already is one, so
+    running forwards twice never encrypts twice."""
+    return None if _is_token(text) else secret_encrypt(text=text)
+
+
+def _decrypt(value):
+    return secret_decrypt(token=value) if _is_token(value) else None
+
+
 def _convert_column(model, field, convert):
-    """Rewrite every non-empty raw value of ``field`` through ``convert``."""
+    """Rewrite every non-empty raw value of ``field`` through ``convert`` (None: keep)."""
     last = 0
     while True:
         rows = list(
@@ -44,7 +62,9 @@ def _convert_column(model, field, convert):
         if not rows:
             return
         for pk, value in rows:
-            model.objects.filter(pk=pk).update(**{field: _token(convert(value))})
+            converted = convert(value)
+            if converted is not None:
+                model.objects.filter(pk=pk).update(**{field: _token(converted)})
         last = rows[-1][0]
 
 
@@ -61,8 +81,8 @@ def encrypt_rows(apps, schema_editor):
     Assignment = apps.get_model("annotation", "Assignment")
     Annotation = apps.get_model("annotation", "Annotation")
     Project = apps.get_model("annotation", "Project")
-    _convert_column(Adjudication, "reason", lambda text: secret_encrypt(text=text))
-    _convert_column(Assignment, "skip_reason", lambda text: secret_encrypt(text=text))
+    _convert_column(Adjudication, "reason", _encrypt)
+    _convert_column(Assignment, "skip_reason", _encrypt)
     for project_id, question_schema in Project.objects.values_list("pk", "question_schema"):
         sensitive = _sensitive_questions(question_schema)
         if not sensitive:
@@ -95,8 +115,8 @@ def decrypt_rows(apps, schema_editor):
     Adjudication = apps.get_model("annotation", "Adjudication")
     Assignment = apps.get_model("annotation", "Assignment")
     Annotation = apps.get_model("annotation", "Annotation")
-    _convert_column(Adjudication, "reason", lambda token: secret_decrypt(token=token))
-    _convert_column(Assignment, "skip_reason", lambda token: secret_decrypt(token=token))
+    _convert_column(Adjudication, "reason", _decrypt)
+    _convert_column(Assignment, "skip_reason", _decrypt)
     last = 0
     while True:
         rows = list(

@@ -55,9 +55,10 @@ def test_members_and_bulk_items(api_as, project, rosa, vic):
         "rows": 1,
         "created": 1,
         "skipped_existing": 0,
+        "redactions": {},
     }
     again = client.post(f"{BASE}/{project.pk}/items/", {"items": rows}, format="json")
-    assert again.json() == {"rows": 1, "created": 0, "skipped_existing": 1}
+    assert again.json() == {"rows": 1, "created": 0, "skipped_existing": 1, "redactions": {}}
     bad = [*rows, {"prompt": "", "responses": ["a", "b"]}]
     response = client.post(f"{BASE}/{project.pk}/items/", {"items": bad}, format="json")
     assert response.status_code == 400

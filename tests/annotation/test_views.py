@@ -98,7 +98,7 @@ def test_annotator_labels_an_item_through_the_form(project, anna, login):
     assert response.status_code == 302 and response["Location"] == url(project, "label/")
     annotation = Annotation.objects.get(annotator=anna)
     assert (annotation.item_id, annotation.label, annotation.strength) == (item_id, 2, 3)
-    assert annotation.answer["rationale"] == "clearer"
+    assert annotation.full_answer["rationale"] == "clearer"
     next_item, _, html = label_page(client, project)
     assert next_item != item_id
     assert re.search(r'data-testid="session-count">1<', html)
@@ -113,7 +113,7 @@ def test_the_form_works_without_javascript(project, anna, login):
          "q-preference-choice": "A", "q-preference-strength": "1", "q-rationale": "shorter"},
     )  # fmt: skip
     annotation = Annotation.objects.get(annotator=anna)
-    assert annotation.answer == {
+    assert annotation.full_answer == {
         "preference": {"choice": "A", "strength": 1},
         "rationale": "shorter",
     }
