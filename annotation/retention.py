@@ -24,13 +24,15 @@ The rule (README "Data protection"):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from governance.services import audit_event_record
@@ -125,90 +127,112 @@ def _delete_items(item_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-def _files_delete_after_commit(names: list[tuple[object, str]]) -> None:
-    for storage, name in names:
+@dataclasses.dataclass
+class _RetentionPlan:
+    """What one run of a project's policy deletes, and what it keeps for lineage."""
+
+    items: QuerySet
+    snapshots: QuerySet
+    import_jobs: QuerySet
+    project_stats: QuerySet
+    annotator_stats: QuerySet
+    record: dict[str, Any]
+
+    def due(self) -> dict[str, int]:
+        return {
+            name: getattr(self, name).count()
+            for name in ("items", "snapshots", "import_jobs", "project_stats", "annotator_stats")
+        }
+
+
+def _retention_plan(project: Project, cutoff: datetime, why: str) -> _RetentionPlan:
+    snapshots = DatasetSnapshot.objects.filter(project=project)
+    held = snapshots_held(snapshot_ids=list(snapshots.values_list("pk", flat=True)))
+    items = Item.objects.filter(project=project, created_at__lt=cutoff)
+    lineage_kept = 0
+    if held:
+        # Items up to the newest trained-on snapshot may be in it: they stay.
+        until = snapshots.filter(pk__in=held).aggregate(t=Max("created_at"))["t"]
+        lineage_kept = items.filter(created_at__lte=until).count()
+        items = items.filter(created_at__gt=until)
+    # Statistics describe the whole project: they go only with all of its data.
+    whole = why == "archived"
+    return _RetentionPlan(
+        items=items,
+        snapshots=snapshots.filter(created_at__lt=cutoff).exclude(pk__in=held),
+        import_jobs=ImportJob.objects.filter(
+            project=project,
+            created_at__lt=cutoff,
+            status__in=[ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED],
+        ),
+        project_stats=ProjectStats.objects.filter(project=project)
+        if whole
+        else ProjectStats.objects.none(),
+        annotator_stats=AnnotatorStats.objects.filter(project=project)
+        if whole
+        else AnnotatorStats.objects.none(),
+        record={
+            "rule": why,
+            "cutoff": cutoff,
+            "kept_by_lineage": {"items": lineage_kept, "snapshots": len(held)},
+        },
+    )
+
+
+def _retention_delete(plan: _RetentionPlan) -> dict[str, int]:
+    """Delete what the plan names; files go after the commit (a rollback keeps them)."""
+    counts = dict.fromkeys(("items", "consensus", "adjudications", "annotations", "assignments"), 0)
+    item_ids = list(plan.items.values_list("pk", flat=True))
+    for start in range(0, len(item_ids), BATCH):
+        for name, n in _delete_items(item_ids[start : start + BATCH]).items():
+            counts[name] += n
+    files = []
+    counts["snapshots"] = 0
+    for snapshot in plan.snapshots:
+        name, storage = snapshot.file.name, snapshot.file.storage
+        project_id = snapshot.project_id
+        snapshot.delete()
+        counts["snapshots"] += 1
+        # Snapshots are named by their content hash: a kept one may share the file.
+        if not DatasetSnapshot.objects.filter(project_id=project_id, file=name).exists():
+            files.append((storage, name))
+    files += [(job.file.storage, job.file.name) for job in plan.import_jobs if job.file]
+    counts["import_jobs"] = plan.import_jobs.delete()[0]
+    counts["project_stats"] = plan.project_stats.delete()[0]
+    counts["annotator_stats"] = plan.annotator_stats.delete()[0]
+    for storage, name in files:
         transaction.on_commit(lambda storage=storage, name=name: storage.delete(name))
+    return counts
 
 
 def project_retention_apply(*, project: Project, now: datetime | None = None) -> dict[str, int]:
     """Apply one project's retention policy now (see the module docstring); returns what
-    was deleted (or, under a legal hold, what was due and kept) per kind."""
+    was deleted per kind ({} when nothing was, or a legal hold kept it)."""
     now = now or timezone.now()
     cutoff, why = _cutoff(project, now)
     if cutoff is None:
         return {}
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project.pk)
-        snapshots = DatasetSnapshot.objects.filter(project=project)
-        held_snapshots = snapshots_held(snapshot_ids=list(snapshots.values_list("pk", flat=True)))
-        lineage_until = (
-            snapshots.filter(pk__in=held_snapshots).aggregate(t=Max("created_at"))["t"]
-            if held_snapshots
-            else None
-        )
-        items = Item.objects.filter(project=project, created_at__lt=cutoff)
-        lineage_kept = 0
-        if lineage_until is not None:
-            lineage_kept = items.filter(created_at__lte=lineage_until).count()
-            items = items.filter(created_at__gt=lineage_until)
-        due_snapshots = snapshots.filter(created_at__lt=cutoff).exclude(pk__in=held_snapshots)
-        due_jobs = ImportJob.objects.filter(
-            project=project,
-            created_at__lt=cutoff,
-            status__in=[ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED],
-        )
-        stats = (
-            Q(project=project) if why == "archived" else Q(pk__in=[])
-        )  # statistics go only with the whole project
-        due = {
-            "items": items.count(),
-            "snapshots": due_snapshots.count(),
-            "import_jobs": due_jobs.count(),
-            "project_stats": ProjectStats.objects.filter(stats).count(),
-            "annotator_stats": AnnotatorStats.objects.filter(stats).count(),
-        }
-        record = {
-            "rule": why,
-            "cutoff": cutoff,
-            "kept_by_lineage": {"items": lineage_kept, "snapshots": len(held_snapshots)},
-        }
+        plan = _retention_plan(project, cutoff, why)
         if project.legal_hold:
+            due = plan.due()
             if any(due.values()):
                 audit_event_record(
                     action="project.retention_held",
                     obj=project,
-                    after={**record, "due": due, "legal_hold": True},
+                    after={**plan.record, "due": due, "legal_hold": True},
                 )
             return {}
-        counts = {"items": 0, "consensus": 0, "adjudications": 0, "annotations": 0,
-                  "assignments": 0}  # fmt: skip
-        item_ids = list(items.values_list("pk", flat=True))
-        for start in range(0, len(item_ids), BATCH):
-            for name, n in _delete_items(item_ids[start : start + BATCH]).items():
-                counts[name] += n
-        files = []
-        counts["snapshots"] = 0
-        for snapshot in due_snapshots:
-            name = snapshot.file.name
-            snapshot.delete()
-            counts["snapshots"] += 1
-            # Snapshots are named by their content hash: a kept one may share the file.
-            if not snapshots.filter(file=name).exists():
-                files.append((snapshot.file.storage, name))
-        for job in due_jobs:
-            if job.file:
-                files.append((job.file.storage, job.file.name))
-        counts["import_jobs"] = due_jobs.delete()[0]
-        counts["project_stats"] = ProjectStats.objects.filter(stats).delete()[0]
-        counts["annotator_stats"] = AnnotatorStats.objects.filter(stats).delete()[0]
+        counts = _retention_delete(plan)
         if not any(counts.values()):
             return {}
         if why == "archived":
             project.purged_at = now
             project.save(update_fields=["purged_at"])
-        audit_event_record(action="project.retention_delete", obj=project, after={**record,
-                           "deleted": counts})  # fmt: skip
-        _files_delete_after_commit(files)
+        audit_event_record(
+            action="project.retention_delete", obj=project, after={**plan.record, "deleted": counts}
+        )
         if counts["items"] and why == "age":
             # Agreement and progress change with the items: recompute them.
             consensus_schedule(project=project)

@@ -20,8 +20,9 @@ number is claimed by the most specific one first:
            in ``PII_PHONE_REGION`` (default US) -> ``[PHONE]``
 
 What was found is only counted, per detector; the matched text is never kept or logged.
-Every detector but ``email`` needs a digit and ``email`` needs an ``@``, so text with
-neither (most prose) costs one scan.  Known limits: a 10-digit number that is a valid
+``email`` runs only on text with an ``@``; the number detectors only on text with a
+group of six digits (separators allowed), which every one of them needs; so text with
+neither (most prose) costs two substring scans.  Known limits: a 10-digit number that is a valid
 national phone number (``3141592653``) is redacted as one — turn ``phone`` off for
 projects about arithmetic; names and postal addresses are not detected.
 
@@ -76,6 +77,12 @@ _NINO = re.compile(
 )
 # Seven digits, allowing the separators people write: the least a valid phone number has.
 _PHONE_GATE = re.compile(r"\d(?:[\s().\-/]*\d){6,}")
+# Six digits in one group (separators allowed): what every number detector needs at least
+# (a NINO has six, an SSN nine, a phone seven, a card 13, an IBAN's account part more), so
+# text without such a group skips them all in one scan.
+_NUMBER_GATE = re.compile(r"\d(?:[\s().\-/]*\d){5,}")
+# The fewest digits, in one group, each number detector can match.
+_MIN_DIGITS = {"iban": 6, "uk_nino": 6, "phone": 7, "us_ssn": 9, "card": 13}
 
 
 def _sub_checked(
@@ -143,37 +150,53 @@ class Redactor:
             "uk_nino": _sub_checked(_NINO, lambda _: True, PLACEHOLDERS["uk_nino"]),
             "phone": _phone_apply(phone_region),
         }
-        self.steps = [(name, table[name]) for name in DETECTORS if name in chosen]
+        self.email = table["email"] if "email" in chosen else None
+        self.number_steps = [
+            (name, table[name]) for name in DETECTORS if name in chosen and name != "email"
+        ]
         self.counts: Counter[str] = Counter()
 
     def __bool__(self) -> bool:
-        return bool(self.steps)
+        return bool(self.email or self.number_steps)
 
     def text(self, text: str) -> str:
         """``text`` with every detected item replaced by its placeholder."""
-        has_at, has_digit = "@" in text, _has_digit(text)
-        if not (has_at or has_digit):
-            return text
-        for name, apply in self.steps:
-            if name == "email" and not has_at:
-                continue
-            if name != "email" and not has_digit:
-                continue
-            text, found = apply(text)
+        # Two cheap tests first: most text has no "@" and no digit at all.
+        if self.email is not None and "@" in text:
+            text, found = self.email(text)
             if found:
-                self.counts[name] += found
-                has_digit = _has_digit(text)
+                self.counts["email"] += found
+        if self.number_steps and _has_digit(text):
+            longest = max(
+                (sum(c.isdigit() for c in m.group()) for m in _NUMBER_GATE.finditer(text)),
+                default=0,
+            )
+            for name, apply in self.number_steps:
+                # A detector runs only where a digit group is long enough for its kind.
+                if longest >= _MIN_DIGITS[name]:
+                    text, found = apply(text)
+                    if found:
+                        self.counts[name] += found
         return text
 
     def value(self, value: Any) -> Any:
         """Every string inside a JSON value redacted (keys are left as they are)."""
         if isinstance(value, str):
             return self.text(value)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()} if value else value
         if isinstance(value, list):
             return [self.value(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
         return value
+
+    def response(self, response: dict[str, Any]) -> dict[str, Any]:
+        """One normalised response ``{"text", "model", "metadata"}``, redacted."""
+        out = {**response, "text": self.text(response["text"])}
+        if response.get("model"):
+            out["model"] = self.text(response["model"])
+        if response.get("metadata"):
+            out["metadata"] = self.value(response["metadata"])
+        return out
 
 
 def redact_row_texts(
@@ -182,6 +205,6 @@ def redact_row_texts(
     """A row's prompt, responses (text, model, metadata) and metadata, redacted."""
     return (
         redactor.text(prompt),
-        [redactor.value(response) for response in responses],
+        [redactor.response(response) for response in responses],
         redactor.value(metadata),
     )

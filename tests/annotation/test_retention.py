@@ -3,6 +3,7 @@ refuses to touch data under a legal hold or behind a snapshot a model was traine
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -162,3 +163,33 @@ def test_the_beat_task_applies_every_policy(old_and_new, rosa):
     results = retention_apply_task()
     assert results == {project.pk: results[project.pk]} and results[project.pk]["items"] == 5
     assert Item.objects.filter(project=untouched).count() == 2
+
+
+def test_an_administrator_places_a_legal_hold_in_the_admin(client, password, ada, project):
+    client.login(username=ada.username, password=password)
+    url = f"/admin/annotation/project/{project.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {
+        name: form.initial.get(name, field.initial)
+        for name, field in form.fields.items()
+        if form.initial.get(name, field.initial) is not None
+    }
+    data.update(
+        question_schema=json.dumps(project.question_schema),
+        pii_detectors=json.dumps(["email"]),
+        retention_days="",
+        archive_retention_days="",
+        legal_hold="on",
+        legal_hold_reason="",
+    )
+    response = client.post(url, data)
+    assert response.status_code == 200  # the reason is required
+    assert "A legal hold needs a reason." in response.content.decode()
+    response = client.post(url, {**data, "legal_hold_reason": "Case 2026-17"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    project.refresh_from_db()
+    assert project.legal_hold and project.pii_detectors == ["email"]
+    # Both went through the services: validated and audited.
+    assert AuditEvent.objects.filter(action="project.legal_hold_set").exists()
+    update = AuditEvent.objects.filter(action="project.update").latest("sequence")
+    assert update.after == {"pii_detectors": ["email"]}
