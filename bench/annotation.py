@@ -15,6 +15,9 @@ http       gunicorn + --clients concurrent HTTP annotators for --seconds doing
            POST next -> POST submit (5 % of submits re-sent with the same key), then
            integrity checks from the database (project of --http-items items, overlap 3)
 consensus  consensus_recompute over --annotations-items items x 10 annotators
+redaction  items_import of --redaction-items rows (one in ten carrying an e-mail address,
+           a phone and a card number) into projects with every PII detector on and with
+           none, alternating for --redaction-rounds rounds: the cost of redaction
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("import", "next", "http", "consensus")
+PARTS = ("import", "next", "http", "consensus", "redaction")
 
 
 def log(*args) -> None:
@@ -149,8 +152,9 @@ def _text(rng: random.Random, n_words: int) -> str:
     return " ".join(rng.choices(WORDS, k=n_words))
 
 
-def items_file(var_dir: Path, n: int, tag: str) -> Path:
-    """A TRL JSONL file of n pairwise rows (~600 bytes each), generated once and reused."""
+def items_file(var_dir: Path, n: int, tag: str, pii_every: int = 0) -> Path:
+    """A TRL JSONL file of n pairwise rows (~600 bytes each), generated once and reused;
+    with ``pii_every``, every such row's prompt also holds personal data to redact."""
     path = var_dir / f"bench-{tag}-{n}.trl.jsonl"
     if path.exists():
         return path
@@ -169,6 +173,11 @@ def items_file(var_dir: Path, n: int, tag: str) -> Path:
             }
             if i % 10 == 0:
                 row["score_chosen"], row["score_rejected"] = 8.5, 3.0
+            if pii_every and i % pii_every == 0:
+                row["prompt"] += (
+                    f" Contact jane.doe{i}@example.org or +1 415 555 2671,"
+                    " card 4111 1111 1111 1111."
+                )
             chunk.append(json.dumps(row))
             if len(chunk) == 10000:
                 out.write("\n".join(chunk) + "\n")
@@ -227,6 +236,41 @@ def bench_import(args, owner, n: int, tag: str, overlap: int = 3) -> tuple[objec
         "format": "trl",
         "seconds": round(seconds, 2),
         "rows_per_s": round(result.rows / seconds),
+    }
+
+
+def bench_redaction(args, owner) -> dict:
+    """Import the same file with every PII detector and with none, alternating."""
+    from annotation import services
+    from annotation.importers.redaction import DETECTORS
+
+    n = args.redaction_items
+    path = items_file(Path(os.environ["ATTUNE_VAR_DIR"]), n, "pii", pii_every=10)
+    seconds: dict[str, list[float]] = {"none": [], "all": []}
+    redactions: dict = {}
+    for round_ in range(args.redaction_rounds):
+        for mode in ("none", "all"):
+            project = services.project_create(
+                created_by=owner,
+                name=f"bench redaction {mode} {round_}",
+                pii_detectors=list(DETECTORS) if mode == "all" else [],
+            )
+            started = time.perf_counter()
+            with open(path, "rb") as fh:
+                result = services.items_import(project=project, file=fh, fmt="trl")
+            seconds[mode].append(time.perf_counter() - started)
+            if mode == "all":
+                redactions = result.redactions
+            log(f"redaction {mode} round {round_}: {seconds[mode][-1]:.1f} s")
+    return {
+        "rows": n,
+        "rounds": args.redaction_rounds,
+        "seconds_none": [round(x, 2) for x in seconds["none"]],
+        "seconds_all": [round(x, 2) for x in seconds["all"]],
+        "rows_per_s_none": round(n * len(seconds["none"]) / sum(seconds["none"])),
+        "rows_per_s_all": round(n * len(seconds["all"]) / sum(seconds["all"])),
+        "throughput_ratio_all_vs_none": round(sum(seconds["none"]) / sum(seconds["all"]), 3),
+        "redactions_per_import": redactions,
     }
 
 
@@ -853,6 +897,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="gunicorn threads (conf: 4)")
     parser.add_argument("--server-debug", action="store_true", help="run gunicorn with DEBUG=1")
     parser.add_argument("--annotations-items", type=int, default=100_000)
+    parser.add_argument("--redaction-items", type=int, default=100_000)
+    parser.add_argument("--redaction-rounds", type=int, default=3)
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma list of {PARTS}")
     args = parser.parse_args()
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -895,6 +941,8 @@ def main() -> None:
         report["http"] = bench_http(args, owner, db_info)
     if "consensus" in parts:
         report["consensus"] = bench_consensus(args, owner)
+    if "redaction" in parts:
+        report["redaction"] = bench_redaction(args, owner)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_database_size(current_database())")

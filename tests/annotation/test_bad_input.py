@@ -206,7 +206,7 @@ def test_answers_are_still_taken(api_as, anna, project, locked):
         f"{BASE}/{project.pk}/submit/", json.dumps(body), content_type="application/json"
     )
     assert response.status_code == 201, response.content
-    assert Annotation.objects.get().answer["rationale"] == "ünï 😀 fine"
+    assert Annotation.objects.get().full_answer["rationale"] == "ünï 😀 fine"
 
 
 # -- ids out of the database's range --------------------------------------------------------

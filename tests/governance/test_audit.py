@@ -519,6 +519,8 @@ def _verify_offline(*files: Path) -> subprocess.CompletedProcess:
         "DEBUG": "0",
         "SECRET_KEY": "offline",
         "AUDIT_HMAC_KEYS": keys,
+        # Production settings refuse to start without it (the command never uses it).
+        "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         "DATABASE_URL": "postgres://nobody@127.0.0.1:9/none",
     }
     return subprocess.run(
