@@ -19,6 +19,8 @@ PRODUCTION_ENV = {
     "DEBUG": "0",
     "SECRET_KEY": secrets.token_urlsafe(50),
     "AUDIT_HMAC_KEYS": f"test:{base64.b64encode(secrets.token_bytes(32)).decode()}",
+    # Production refuses to start without it (rlhf_platform/crypto.py).
+    "FIELD_ENCRYPTION_KEYS": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     "ALLOWED_HOSTS": "attune.example.org",
     "DJANGO_SETTINGS_MODULE": "rlhf_platform.settings",
 }
