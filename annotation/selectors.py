@@ -251,6 +251,17 @@ def snapshot_rows(*, snapshot: DatasetSnapshot) -> list[dict[str, Any]]:
     raise ValueError(f"snapshot {snapshot.pk}: {snapshot.format} rows are not preference pairs")
 
 
+#: The project's agreement figures (``ProjectStats.metrics`` keys) and how pages name them.
+AGREEMENT_METRICS = (
+    ("alpha_nominal", "Krippendorff’s α (nominal)"),
+    ("alpha_ordinal", "Krippendorff’s α (ordinal)"),
+    ("alpha_interval", "Krippendorff’s α (interval)"),
+    ("fleiss_kappa", "Fleiss’ κ"),
+    ("cohen_kappa_mean", "Cohen’s κ (mean pairwise)"),
+    ("raw_agreement", "Raw agreement"),
+)
+
+
 def snapshot_lineage(*, snapshot: DatasetSnapshot) -> dict[str, Any]:
     """Where a snapshot came from: project, filters, size, hash, and the project's
     agreement when it was taken (the latest recomputation before it)."""

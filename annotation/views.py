@@ -421,14 +421,7 @@ class ReviewItemView(ProjectMixin, View):
 # Dashboard, imports and exports
 # ----------------------------------------------------------------------------------------
 
-METRICS = (
-    ("alpha_nominal", "Krippendorff’s α (nominal)"),
-    ("alpha_ordinal", "Krippendorff’s α (ordinal)"),
-    ("alpha_interval", "Krippendorff’s α (interval)"),
-    ("fleiss_kappa", "Fleiss’ κ"),
-    ("cohen_kappa_mean", "Cohen’s κ (mean pairwise)"),
-    ("raw_agreement", "Raw agreement"),
-)
+METRICS = selectors.AGREEMENT_METRICS
 
 
 class DashboardView(ProjectMixin, View):

@@ -54,6 +54,10 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
         "models_registry.change_trainingjob",
         "models_registry.view_prediction",
         "models_registry.add_prediction",
+        # Model cards: researchers write the human-entered text (readers of a version read
+        # its card through ``access_parent``).
+        "models_registry.add_modelcard",
+        "models_registry.change_modelcard",
         *[
             f"monitoring.view_{m}"
             for m in ("metricpoint", "detectorstate", "driftreport", "alertrule", "alert")

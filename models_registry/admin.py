@@ -9,6 +9,8 @@ from .models import (
     AliasChange,
     BaseModel,
     ModelAlias,
+    ModelCard,
+    ModelCardRevision,
     ModelVersion,
     Prediction,
     RegisteredModel,
@@ -71,3 +73,13 @@ class TrainingJobAdmin(ReadOnlyAdmin):
 class PredictionAdmin(ReadOnlyAdmin):
     list_display = ("id", "version", "item_ref", "p_a", "margin", "source", "created_at")
     show_full_result_count = False
+
+
+@admin.register(ModelCard)
+class ModelCardAdmin(ReadOnlyAdmin):
+    list_display = ("version", "revision", "updated_by", "updated_at")
+
+
+@admin.register(ModelCardRevision)
+class ModelCardRevisionAdmin(ReadOnlyAdmin):
+    list_display = ("card", "revision", "edited_by", "edited_at")

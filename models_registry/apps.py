@@ -12,3 +12,7 @@ class ModelsRegistryConfig(AppConfig):
         from .selectors import snapshots_trained_on
 
         snapshot_hold_register(provider=snapshots_trained_on)
+
+        from .cards import registry_sections_register
+
+        registry_sections_register()

@@ -37,3 +37,39 @@ class TrainingJobForm(forms.Form):
         """The training settings chosen in the form."""
         names = ("epochs", "learning_rate", "batch_size", "max_length", "curriculum")
         return {name: self.cleaned_data[name] for name in names}
+
+
+class ModelCardForm(forms.Form):
+    """The human-entered fields of a model card (Markdown), and a note for the revision.
+    Length and text checks are the service's (``model_card_fields_validate``), so the form
+    and the API refuse the same input for the same reason."""
+
+    intended_use = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}), required=False,
+        help_text="What the model is for, and who should use it. Needed for promotion.",
+    )  # fmt: skip
+    out_of_scope_use = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Out-of-scope use"
+    )
+    limitations = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5}), required=False,
+        help_text="Where it fails or was not tested. Needed for promotion.",
+    )  # fmt: skip
+    ethical_considerations = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), required=False
+    )
+    training_data_notes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Notes on the training data"
+    )
+    note = forms.CharField(
+        required=False, label="What changed (kept with the revision)",
+        widget=forms.TextInput(attrs={"maxlength": 500}),
+    )  # fmt: skip
+
+    # Django strips surrounding whitespace and would turn "\x00" into a form error of its
+    # own; the service decides instead, so both entry points answer alike.
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for form_field in self.fields.values():
+            form_field.validators = []
+            form_field.max_length = None

@@ -243,6 +243,11 @@ class TrainingJob(models.Model):
     n_train = models.PositiveIntegerField(default=0)
     n_eval = models.PositiveIntegerField(default=0)
     history = models.JSONField(default=list, blank=True, help_text="Loss and eval curve points.")
+    card_seed = models.JSONField(
+        default=dict, blank=True,
+        help_text="Model-card text for the version this job registers, when its model has no "
+        "earlier card to start from (ModelCard.HUMAN_FIELDS).",
+    )  # fmt: skip
     # Where the artifact is being written, so that files of a run that died before it was
     # registered can be removed.
     artifact_path = models.CharField(max_length=500, blank=True)
@@ -304,3 +309,79 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version_id}: P(a≻b)={self.p_a:.3f}"
+
+
+class ModelCard(models.Model):
+    """The human-entered part of a version's model card: one card per version.
+
+    Everything else on the card (metrics, agreement, calibration, monitoring, approvals) is
+    computed when it is rendered (``models_registry.cards``).  A new version's card starts
+    from its parent's text (``carried_from``); every edit raises ``revision`` and keeps the
+    previous text in ``ModelCardRevision`` (and is audited).
+    """
+
+    #: The fields people write, in the order the card shows them.
+    HUMAN_FIELDS = (
+        ("intended_use", "Intended use"),
+        ("out_of_scope_use", "Out-of-scope use"),
+        ("limitations", "Limitations"),
+        ("ethical_considerations", "Ethical considerations"),
+        ("training_data_notes", "Notes on the training data"),
+    )
+    #: What the "model card present" gate needs filled in.
+    REQUIRED_FIELDS = ("intended_use", "limitations")
+    MAX_LENGTH = 20_000
+
+    access_parent = "version"
+
+    version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="card")
+    revision = models.PositiveIntegerField(default=1)
+    intended_use = models.TextField(blank=True)
+    out_of_scope_use = models.TextField(blank=True)
+    limitations = models.TextField(blank=True)
+    ethical_considerations = models.TextField(blank=True)
+    training_data_notes = models.TextField(blank=True)
+    carried_from = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The parent version whose card text this card started from.",
+    )  # fmt: skip
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["version"]
+
+    def __str__(self) -> str:
+        return f"card of {self.version.ref} (revision {self.revision})"
+
+    def human_fields(self) -> dict[str, str]:
+        """The human-entered text, by field name."""
+        return {name: getattr(self, name) for name, _ in self.HUMAN_FIELDS}
+
+
+class ModelCardRevision(models.Model):
+    """One revision of a card's human-entered text, as it was saved (append-only)."""
+
+    access_parent = "card"
+
+    card = models.ForeignKey(ModelCard, on_delete=models.CASCADE, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    fields = models.JSONField(help_text="The human-entered fields at this revision.")
+    changed = models.JSONField(default=list, help_text="Names of the fields this edit changed.")
+    note = models.CharField(max_length=500, blank=True)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    edited_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["card", "-revision"]
+        constraints = [
+            models.UniqueConstraint(fields=["card", "revision"], name="model_card_revision_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.card_id} r{self.revision}"

@@ -17,6 +17,8 @@ from .models import (
     AliasChange,
     BaseModel,
     ModelAlias,
+    ModelCard,
+    ModelCardRevision,
     ModelVersion,
     Prediction,
     RegisteredModel,
@@ -207,3 +209,52 @@ def snapshots_trained_on(*, snapshot_ids: list[int]) -> set[int]:
         "snapshot_id", flat=True
     )
     return set(jobs) | set(versions)
+
+
+# -- model cards --------------------------------------------------------------------------
+
+
+def version_parent(*, version: ModelVersion) -> ModelVersion | None:
+    """The version a version follows: the latest earlier version of the same model."""
+    return (
+        ModelVersion.objects.filter(
+            registered_model_id=version.registered_model_id, number__lt=version.number
+        )
+        .select_related("registered_model")
+        .order_by("-number")
+        .first()
+    )
+
+
+def model_card_current(*, version: ModelVersion) -> ModelCard | None:
+    """The version's card (its human-entered text at the latest revision), if it has one."""
+    return (
+        ModelCard.objects.select_related("updated_by", "carried_from__registered_model")
+        .filter(version=version)
+        .first()
+    )
+
+
+def model_card_revisions(*, card: ModelCard, limit: int = 100) -> QuerySet[ModelCardRevision]:
+    """A card's saved revisions, newest first."""
+    return card.revisions.select_related("edited_by").order_by("-revision")[:limit]
+
+
+def model_card_gate_check(*, version: ModelVersion) -> dict[str, Any]:
+    """The "model card present" gate: the version has a card whose intended use and
+    limitations are filled in.  ``{"passed", "value", "detail"}`` — ready for the
+    approvals' gate registry (governance) to call."""
+    card = model_card_current(version=version)
+    if card is None:
+        return {"passed": False, "value": None, "detail": f"{version.ref} has no model card"}
+    missing = [name for name in ModelCard.REQUIRED_FIELDS if not getattr(card, name).strip()]
+    labels = dict(ModelCard.HUMAN_FIELDS)
+    return {
+        "passed": not missing,
+        "value": card.revision,
+        "detail": (
+            f"revision {card.revision}; missing: {', '.join(labels[m] for m in missing)}"
+            if missing
+            else f"revision {card.revision}: intended use and limitations written"
+        ),
+    }

@@ -44,6 +44,7 @@ from governance.models import WorkerHeartbeat
 from governance.outbox import outbox_task_enqueue
 from governance.services import audit_event_record
 from rlhf_platform.errors import Conflict
+from rlhf_platform.validation import text_problem
 
 from .models import (
     NAME_VALIDATOR,
@@ -51,12 +52,14 @@ from .models import (
     BaseModel,
     Kind,
     ModelAlias,
+    ModelCard,
+    ModelCardRevision,
     ModelVersion,
     Prediction,
     RegisteredModel,
     TrainingJob,
 )
-from .selectors import base_model_directory
+from .selectors import base_model_directory, version_parent
 
 logger = logging.getLogger(__name__)
 
@@ -240,10 +243,13 @@ def training_job_create(
     snapshot_id: int,
     config: dict[str, Any] | None = None,
     queue: str | None = None,
+    card: dict[str, str] | None = None,
 ) -> TrainingJob:
     """Queue a training job on a snapshot the user may read (audited).
 
     ``queue`` overrides the routing (the ``training`` queue) — e.g. a GPU pool's own queue.
+    ``card``: model-card text (``ModelCard.HUMAN_FIELDS``) for the version it registers, used
+    when the model has no earlier card to carry over.
     """
     if kind not in Kind.values:
         raise ValidationError({"kind": [f"must be one of {', '.join(Kind.values)}"]})
@@ -255,6 +261,7 @@ def training_job_create(
     if kind == Kind.POLICY and base_model.architecture != BaseModel.Architecture.CAUSAL_LM:
         raise ValidationError({"base_model": ["DPO needs a causal language model"]})
     clean = training_config_validate(kind=kind, config=config)
+    card_seed = model_card_fields_validate(fields=card or {}, prefix="card.")
     with transaction.atomic():
         registered = RegisteredModel.objects.filter(name=registered_model_name).first()
         if registered is None:
@@ -267,7 +274,7 @@ def training_job_create(
             )
         job = TrainingJob.objects.create(
             kind=kind, registered_model=registered, base_model=base_model, snapshot=snapshot,
-            config=clean, created_by=user,
+            config=clean, card_seed=card_seed, created_by=user,
         )  # fmt: skip
         audit_event_record(
             action="training.queue",
@@ -555,6 +562,7 @@ def model_version_register(
                    "heldout_accuracy": metrics.get("heldout_accuracy"),
                    "temperature": calibration.get("temperature")},
         )  # fmt: skip
+        model_card_start(version=version, actor=job.created_by)
     return version
 
 
@@ -653,6 +661,114 @@ def model_alias_remove(
         before={"alias": alias, "version": current.version_id}, after={"reason": reason},
     )  # fmt: skip
     current.delete()
+
+
+# ----------------------------------------------------------------------------------------
+# Model cards
+# ----------------------------------------------------------------------------------------
+
+#: Longest edit note kept with a card revision.
+CARD_NOTE_MAX = 500
+#: How much of each changed field an audit event keeps (the revision keeps all of it).
+CARD_AUDIT_EXCERPT = 1000
+
+
+def model_card_fields_validate(*, fields: Any, prefix: str = "") -> dict[str, str]:
+    """Human-entered card fields, checked: known names, text that can be stored, at most
+    ``ModelCard.MAX_LENGTH`` characters; a ValidationError names each bad field."""
+    if not isinstance(fields, dict):
+        raise ValidationError({prefix.rstrip(".") or "fields": ["must be an object"]})
+    known = {name for name, _ in ModelCard.HUMAN_FIELDS}
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, str] = {}
+    for name, value in fields.items():
+        if name not in known:
+            errors[f"{prefix}{name}"] = ["unknown field"]
+        elif not isinstance(value, str):
+            errors[f"{prefix}{name}"] = ["must be text"]
+        elif len(value) > ModelCard.MAX_LENGTH:
+            errors[f"{prefix}{name}"] = [f"at most {ModelCard.MAX_LENGTH:,} characters"]
+        elif reason := text_problem(value):
+            errors[f"{prefix}{name}"] = [reason]
+        else:
+            # Line endings as a browser sends them (CRLF) or an API client (LF) are the same text.
+            clean[name] = value.replace("\r\n", "\n").strip()
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+def _card_revision_save(*, card: ModelCard, changed: list[str], user, note: str) -> None:
+    ModelCardRevision.objects.create(
+        card=card, revision=card.revision, fields=card.human_fields(), changed=changed,
+        note=note, edited_by=user,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def model_card_start(*, version: ModelVersion, actor=None) -> ModelCard:
+    """Give a version its card (idempotent): the human-entered text starts from its parent
+    version's card, or — for a model's first card — from its training job's ``card_seed``.
+    Audited."""
+    existing = ModelCard.objects.filter(version=version).first()
+    if existing is not None:
+        return existing
+    parent = version_parent(version=version)
+    parent_card = ModelCard.objects.filter(version=parent).first() if parent else None
+    if parent_card is not None:
+        text, carried_from = parent_card.human_fields(), parent
+    else:
+        job = version.training_job
+        text, carried_from = (dict(job.card_seed) if job else {}), None
+    known = {name for name, _ in ModelCard.HUMAN_FIELDS}
+    card = ModelCard.objects.create(
+        version=version, carried_from=carried_from, updated_by=actor,
+        **{name: value for name, value in text.items() if name in known},
+    )  # fmt: skip
+    _card_revision_save(
+        card=card, changed=sorted(n for n, v in card.human_fields().items() if v), user=actor,
+        note=f"carried from {parent.ref}" if carried_from else "",
+    )  # fmt: skip
+    audit_event_record(
+        action="model.card_create", obj=card, actor=actor,
+        after={"version": version.ref, "revision": 1,
+               "carried_from": carried_from.ref if carried_from else None},
+    )  # fmt: skip
+    return card
+
+
+def model_card_update(
+    *, version: ModelVersion, user, fields: dict[str, Any], note: str = ""
+) -> ModelCard:
+    """Change a card's human-entered text (only the fields given): a new revision that
+    keeps the previous text, audited with what changed.  No change, no new revision."""
+    clean = model_card_fields_validate(fields=fields)
+    if not isinstance(note, str) or len(note) > CARD_NOTE_MAX:
+        raise ValidationError({"note": [f"must be text of at most {CARD_NOTE_MAX} characters"]})
+    if reason := text_problem(note):
+        raise ValidationError({"note": [reason]})
+    with transaction.atomic():
+        model_card_start(version=version, actor=user)
+        # Locked, so two editors saving at once get revisions n+1 and n+2, not two n+1s.
+        card = ModelCard.objects.select_for_update().get(version=version)
+        before = card.human_fields()
+        changed = sorted(name for name, value in clean.items() if before[name] != value)
+        if not changed:
+            return card
+        for name in changed:
+            setattr(card, name, clean[name])
+        card.revision += 1
+        card.updated_by = user
+        card.save()
+        _card_revision_save(card=card, changed=changed, user=user, note=note.strip())
+        audit_event_record(
+            action="model.card_update", obj=card, actor=user,
+            before={"revision": card.revision - 1,
+                    **{n: before[n][:CARD_AUDIT_EXCERPT] for n in changed}},
+            after={"version": version.ref, "revision": card.revision, "note": note.strip(),
+                   **{n: clean[n][:CARD_AUDIT_EXCERPT] for n in changed}},
+        )  # fmt: skip
+    return card
 
 
 # ----------------------------------------------------------------------------------------

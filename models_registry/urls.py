@@ -16,6 +16,17 @@ urlpatterns = [
         plotly_charts(views.VersionView.as_view()),
         name="version-detail",
     ),
+    path("versions/<int:version_id>/card/", views.CardView.as_view(), name="version-card"),
+    path(
+        "versions/<int:version_id>/card.md",
+        views.CardDownloadView.as_view(fmt="md"),
+        name="version-card-markdown",
+    ),
+    path(
+        "versions/<int:version_id>/card.pdf",
+        views.CardDownloadView.as_view(fmt="pdf"),
+        name="version-card-pdf",
+    ),
     path("jobs/", views.JobListView.as_view(), name="job-list"),
     path("jobs/<int:job_id>/", plotly_charts(views.JobView.as_view()), name="job-detail"),
     path("jobs/<int:job_id>/progress.json", views.JobProgressView.as_view(), name="job-progress"),

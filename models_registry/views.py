@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views import View
@@ -18,9 +18,9 @@ from governance import access
 from rlhf_platform.errors import Conflict
 from rlhf_platform.views import RestrictedViewMixin
 
-from . import selectors, services
-from .forms import TrainingJobForm
-from .models import BaseModel, ModelVersion, RegisteredModel, TrainingJob
+from . import cards, selectors, services
+from .forms import ModelCardForm, TrainingJobForm
+from .models import BaseModel, ModelCard, ModelVersion, RegisteredModel, TrainingJob
 
 
 def _restricted_get(request, queryset, **lookup):
@@ -284,3 +284,81 @@ class JobCancelView(RestrictedViewMixin, View):
         except Conflict as exc:
             messages.error(request, str(exc))
         return redirect("models_registry:job-detail", job_id=job.pk)
+
+
+class CardView(RestrictedViewMixin, View):
+    """A version's model card, and (for those who may change it) the form that edits its
+    human-entered text."""
+
+    model = ModelVersion
+
+    def _version(self, request, version_id):
+        return _restricted_get(
+            request,
+            ModelVersion.objects.select_related("registered_model", "base_model"),
+            pk=version_id,
+        )
+
+    def _render(self, request, version, form=None, status=200):
+        document = cards.card_compose(version=version)
+        card = document.card or ModelCard(version=version)
+        can_edit = access.user_can(user=request.user, action="change", obj=card)
+        if can_edit and form is None:
+            form = ModelCardForm(initial=card.human_fields())
+        context = {
+            **cards.card_context(document),
+            "version": version,
+            "form": form if can_edit else None,
+            "gate": selectors.model_card_gate_check(version=version),
+            "revisions": selectors.model_card_revisions(card=card)[:20] if card.pk else [],
+        }
+        return TemplateResponse(request, "models_registry/card.html", context, status=status)
+
+    def get(self, request, version_id):
+        return self._render(request, self._version(request, version_id))
+
+    def post(self, request, version_id):
+        version = self._version(request, version_id)
+        card = selectors.model_card_current(version=version) or ModelCard(version=version)
+        access.require(user=request.user, action="change", obj=card)
+        form = ModelCardForm(request.POST)
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            note = data.pop("note")
+            try:
+                card = services.model_card_update(
+                    version=version, user=request.user, fields=data, note=note
+                )
+            except ValidationError as exc:
+                for field_name, reasons in exc.message_dict.items():
+                    form.add_error(field_name if field_name in form.fields else None, reasons)
+            else:
+                messages.success(request, f"Model card saved (revision {card.revision}).")
+                return redirect("models_registry:version-card", version_id=version.pk)
+        return self._render(request, version, form=form, status=400)
+
+
+class CardDownloadView(RestrictedViewMixin, View):
+    """The card as a file: Markdown (``card.md``) or PDF (``card.pdf``), named after the
+    version and the card revision."""
+
+    model = ModelVersion
+    fmt = "md"
+
+    def get(self, request, version_id):
+        version = _restricted_get(
+            request,
+            ModelVersion.objects.select_related("registered_model", "base_model"),
+            pk=version_id,
+        )
+        document = cards.card_compose(version=version)
+        name = f"model-card-{version.registered_model.name}-{version.number}-r{document.revision}"
+        if self.fmt == "pdf":
+            response = HttpResponse(cards.card_pdf(document), content_type="application/pdf")
+        else:
+            response = HttpResponse(
+                cards.card_markdown(document), content_type="text/markdown; charset=utf-8"
+            )
+        response["Content-Disposition"] = f'attachment; filename="{name}.{self.fmt}"'
+        response["X-Content-SHA256"] = document.content_sha256
+        return response

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class MonitoringConfig(AppConfig):
     name = "monitoring"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Monitoring reads the registry; its model-card sections join the registry's
+        # provider list from here, so the registry never imports monitoring.
+        from .cards import card_sections_register
+
+        card_sections_register()

@@ -157,3 +157,14 @@ def calibration_series(*, version: ModelVersion, window: str, limit: int = 500) 
             else None
         ),
     }
+
+
+def alerts_open(*, version: ModelVersion) -> QuerySet:
+    """A version's alerts that are firing or acknowledged, newest first."""
+    from .models import Alert
+
+    return (
+        Alert.objects.filter(version=version, state__in=Alert.OPEN)
+        .select_related("rule")
+        .order_by("-fired_at", "-id")
+    )

@@ -103,6 +103,46 @@ DEMO_MODEL = "demo-reward"
 DEMO_TRAINING = {"epochs": 6, "learning_rate": 2e-4, "batch_size": 8, "max_length": 128,
                  "eval_fraction": 0.25, "logging_steps": 1}  # fmt: skip
 
+# The demo model's card text: what a researcher writes; the rest of the card is computed.
+DEMO_CARD = {
+    "intended_use": (
+        "A demonstration reward model: it scores which of two assistant responses to an "
+        "instruction is the more polite one. Use it to explore Attune — training, "
+        "calibration, monitoring and governance — not to rank real assistants."
+    ),
+    "out_of_scope_use": (
+        "Judging helpfulness, truthfulness or safety; any decision about people; "
+        "languages other than English."
+    ),
+    "limitations": (
+        "Trained for a few epochs on about 1,100 short, benign English pairs where the "
+        "rejected answer is obviously rude, so it learns tone rather than quality. Its "
+        "accuracy on real human preferences (e.g. HH-RLHF) is near chance."
+    ),
+    "ethical_considerations": (
+        "Politeness norms differ between cultures; a model of one norm should not police "
+        "others. The demo data is public (Apache-2.0) and contains no personal data."
+    ),
+    "training_data_notes": (
+        "Instruction/response pairs from the LLMs-from-scratch book repository (Apache-2.0), "
+        "labelled in the demo project by three demo annotators."
+    ),
+}
+
+
+def _demo_card_fill(users: dict[str, object]) -> None:
+    """Give the demo model's latest version the demo card text if it has none (a workspace
+    whose model was trained before cards existed)."""
+    from models_registry import services as models_services
+    from models_registry.models import ModelVersion
+
+    version = ModelVersion.objects.filter(registered_model__name=DEMO_MODEL).first()
+    card = getattr(version, "card", None) if version else None
+    if version is not None and (card is None or not card.intended_use):
+        models_services.model_card_update(
+            version=version, user=users["researcher"], fields=DEMO_CARD, note="demo card"
+        )
+
 
 def _demo_model(users: dict[str, object]) -> None:
     """The demo's model: all-MiniLM-L6-v2 registered as a base model, a TRL snapshot of the
@@ -114,6 +154,7 @@ def _demo_model(users: dict[str, object]) -> None:
 
     minilm = models_services.base_model_minilm_ensure(user=users["admin"])
     if TrainingJob.objects.filter(registered_model__name=DEMO_MODEL).exists():
+        _demo_card_fill(users)
         return
     project = Project.objects.get(name=DEMO_PROJECT)
     snapshot = DatasetSnapshot.objects.filter(project=project, format="trl").first()
@@ -121,7 +162,7 @@ def _demo_model(users: dict[str, object]) -> None:
         snapshot = dataset_export(project=project, fmt="trl", user=users["researcher"])
     models_services.training_job_create(
         user=users["researcher"], kind="reward", registered_model_name=DEMO_MODEL,
-        base_model=minilm, snapshot_id=snapshot.pk, config=DEMO_TRAINING,
+        base_model=minilm, snapshot_id=snapshot.pk, config=DEMO_TRAINING, card=DEMO_CARD,
     )  # fmt: skip
 
 

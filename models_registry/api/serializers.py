@@ -5,6 +5,8 @@ from models_registry.models import (
     AliasChange,
     BaseModel,
     Kind,
+    ModelCard,
+    ModelCardRevision,
     ModelVersion,
     Prediction,
     RegisteredModel,
@@ -144,3 +146,57 @@ class PredictionSerializer(serializers.ModelSerializer):
         fields = ["id", "version", "item_ref", "text_sha256", "p_a", "reward_a", "reward_b",
                   "margin", "source", "created_at"]  # fmt: skip
         read_only_fields = fields
+
+
+class ModelCardRevisionSerializer(serializers.ModelSerializer):
+    edited_by = serializers.CharField(source="edited_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = ModelCardRevision
+        fields = ["revision", "changed", "note", "edited_by", "edited_at"]
+        read_only_fields = fields
+
+
+class CardGateSerializer(serializers.Serializer):
+    passed = serializers.BooleanField()
+    value = serializers.IntegerField(allow_null=True)
+    detail = serializers.CharField()
+
+
+class ModelCardSerializer(serializers.Serializer):
+    """A version's card: its human-entered text, revision, content hash and history."""
+
+    version = serializers.CharField()
+    revision = serializers.IntegerField(help_text="0 when the version has no card yet.")
+    intended_use = serializers.CharField(allow_blank=True)
+    out_of_scope_use = serializers.CharField(allow_blank=True)
+    limitations = serializers.CharField(allow_blank=True)
+    ethical_considerations = serializers.CharField(allow_blank=True)
+    training_data_notes = serializers.CharField(allow_blank=True)
+    carried_from = serializers.CharField(allow_null=True)
+    updated_by = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+    content_sha256 = serializers.CharField(help_text="SHA-256 of the card's Markdown body.")
+    gate = CardGateSerializer(help_text="The 'model card present' gate.")
+    revisions = ModelCardRevisionSerializer(many=True)
+
+
+def _card_text_field(**kwargs):
+    return serializers.CharField(
+        required=False, allow_blank=True, trim_whitespace=False,
+        max_length=ModelCard.MAX_LENGTH, **kwargs,
+    )  # fmt: skip
+
+
+class ModelCardUpdateSerializer(serializers.Serializer):
+    """Change some of a card's human-entered fields (Markdown); each save is a revision."""
+
+    intended_use = _card_text_field()
+    out_of_scope_use = _card_text_field()
+    limitations = _card_text_field()
+    ethical_considerations = _card_text_field()
+    training_data_notes = _card_text_field()
+    note = serializers.CharField(
+        required=False, allow_blank=True, max_length=500, default="",
+        help_text="What changed (kept with the revision).",
+    )  # fmt: skip

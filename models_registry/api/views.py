@@ -13,11 +13,12 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from governance import access
-from models_registry import selectors, services
+from models_registry import cards, selectors, services
 from models_registry.artifacts import ArtifactCorrupted
 from models_registry.models import (
     AliasChange,
     BaseModel,
+    ModelCard,
     ModelVersion,
     Prediction,
     RegisteredModel,
@@ -101,6 +102,29 @@ class ModelVersionViewSet(RestrictedReadOnlyViewSet):
     ).prefetch_related("aliases")
     serializer_class = s.ModelVersionSerializer
     filterset_fields = ["registered_model", "kind"]
+    # Reading the version is checked here; changing its card is checked on the card.
+    action_permissions = {"card": "view"}
+
+    @extend_schema(methods=["GET"], request=None, responses=s.ModelCardSerializer)
+    @extend_schema(
+        methods=["PATCH"],
+        request=s.ModelCardUpdateSerializer,
+        responses={200: s.ModelCardSerializer},
+    )
+    @action(detail=True, methods=["get", "patch"])
+    def card(self, request, pk=None):
+        """The version's model card (GET), or change its human-entered text (PATCH: the
+        fields given; a new revision, audited)."""
+        version = self.get_object()
+        if request.method == "PATCH":
+            card = selectors.model_card_current(version=version) or ModelCard(version=version)
+            access.require(user=request.user, action="change", obj=card)
+            data = s.ModelCardUpdateSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            fields = dict(data.validated_data)
+            note = fields.pop("note", "")
+            services.model_card_update(version=version, user=request.user, fields=fields, note=note)
+        return Response(s.ModelCardSerializer(_card_body(version)).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("versions", str, description="Comma-separated ids or refs")],
@@ -218,3 +242,21 @@ class PredictViewSet(RestrictedViewSetMixin, viewsets.GenericViewSet):
             "predictions": results,
         }
         return Response(s.PredictResponseSerializer(body).data)
+
+
+def _card_body(version: ModelVersion) -> dict:
+    """What ``GET …/versions/{id}/card/`` answers."""
+    document = cards.card_compose(version=version)
+    card = document.card
+    text = card.human_fields() if card else {name: "" for name, _ in ModelCard.HUMAN_FIELDS}
+    return {
+        "version": version.ref,
+        "revision": document.revision,
+        **text,
+        "carried_from": card.carried_from.ref if card and card.carried_from else None,
+        "updated_by": card.updated_by.username if card and card.updated_by else None,
+        "updated_at": card.updated_at if card else None,
+        "content_sha256": document.content_sha256,
+        "gate": selectors.model_card_gate_check(version=version),
+        "revisions": list(selectors.model_card_revisions(card=card)) if card else [],
+    }

@@ -106,6 +106,9 @@ ROUTES: dict[str, dict[str, str]] = {
     "models/":                                             {"GET": MODEL_READERS},
     "models/compare/":                                     {"GET": MODEL_READERS},
     "models/versions/<version_id>/":                       {"GET": MODEL_READERS},
+    "models/versions/<version_id>/card/":                  {"GET": MODEL_READERS, "POST": TRAIN},
+    "models/versions/<version_id>/card.md":                {"GET": MODEL_READERS},
+    "models/versions/<version_id>/card.pdf":               {"GET": MODEL_READERS},
     "models/jobs/":                                        {"GET": TRAIN, "POST": TRAIN},
     "models/jobs/<job_id>/":                               {"GET": TRAIN},
     "models/jobs/<job_id>/progress.json":                  {"GET": TRAIN},
@@ -160,6 +163,7 @@ ROUTES: dict[str, dict[str, str]] = {
     "api/models/versions/":                                {"GET": MODEL_READERS},
     "api/models/versions/compare/":                        {"GET": MODEL_READERS},
     "api/models/versions/<pk>/":                           {"GET": MODEL_READERS},
+    "api/models/versions/<pk>/card/":                      {"GET": MODEL_READERS, "PATCH": TRAIN},
     "api/models/base-models/":                             {"GET": TRAIN},
     "api/models/base-models/<pk>/":                        {"GET": TRAIN},
     "api/models/jobs/":                                    {"GET": TRAIN, "POST": TRAIN},
@@ -448,6 +452,7 @@ def _build_registry(users: dict[str, Any], snapshot: DatasetSnapshot) -> None:
     models_services.model_alias_set(
         registered_model=job.registered_model, alias="production", version=version, user=rosa
     )
+    models_services.model_card_start(version=version, actor=rosa)
     prediction = Prediction.objects.create(
         version=version, text_sha256="0" * 64, reward_a=1.0, reward_b=0.0, margin=1.0, p_a=0.7
     )

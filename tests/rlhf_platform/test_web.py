@@ -69,7 +69,7 @@ def test_every_page_asset_is_served_by_the_app(client, ada, password):
     assert client.get("/static/js/attune.js").status_code == 200
 
 
-def test_demo_workspace_is_idempotent_and_every_demo_user_logs_in(client, settings):
+def test_demo_workspace_is_idempotent_and_every_demo_user_logs_in(client, settings, tmp_path):
     settings.DEBUG = True
     call_command("demo_setup")
     call_command("demo_setup")
@@ -98,6 +98,25 @@ def test_demo_workspace_is_idempotent_and_every_demo_user_logs_in(client, settin
     job = TrainingJob.objects.get(registered_model__name="demo-reward")
     assert job.base_model == BaseModel.objects.get(name="all-minilm-l6-v2")
     assert job.snapshot.row_count > 0 and job.created_by.username == "researcher"
+    # The version it registers gets the demo's model-card text; a version registered before
+    # cards existed (its card empty) gets it when demo_setup runs again.
+    from models_registry import selectors, services
+    from rlhf_platform.demo import DEMO_CARD
+
+    assert job.card_seed == DEMO_CARD
+    TrainingJob.objects.filter(pk=job.pk).update(card_seed={}, status="registering")
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"not really weights")
+    version = services.model_version_register(
+        job=TrainingJob.objects.get(pk=job.pk), directory=tmp_path, metrics={}, calibration={}
+    )
+    assert selectors.model_card_current(version=version).intended_use == ""
+    call_command("demo_setup")
+    card = selectors.model_card_current(version=version)
+    assert (
+        card.human_fields() == DEMO_CARD
+        and selectors.model_card_gate_check(version=version)["passed"]
+    )
 
 
 def test_demo_setup_refuses_without_debug(settings):
