@@ -91,7 +91,14 @@ def card_section_register(*, key: str, title: str, order: int, provider: Section
     Called from an app's ``AppConfig.ready()``.  Orders used so far: 10 details, 20 intended
     use, 30 training data, 40 metrics, 50 calibration, 60 production calibration
     (monitoring), 65 error zones, 70 open alerts (monitoring), 80 limitations,
-    90 approvals (governance's, when it lands), 95 alias history.
+    90 approvals, 95 alias history.
+
+    Approvals and their rationale join the same way once governance has them: governance
+    imports no other app, so the registry registers the section and reads governance's
+    selectors in its provider, e.g. in ``registry_sections_register``::
+
+        card_section_register(key="approvals", title="Approvals", order=90,
+                              provider=_approvals)  # reads governance.selectors
     """
     _PROVIDERS[key] = _Registered(key=key, title=title, order=order, provider=provider)
 
@@ -160,7 +167,7 @@ def _human(card: ModelCard | None, *names: str) -> list[tuple[str, str]]:
 def _intended_use(*, version: ModelVersion, card: ModelCard | None) -> CardSection:
     return CardSection(
         key="intended_use",
-        title="Intended use",
+        title="Uses",
         texts=_human(card, "intended_use", "out_of_scope_use"),
     )
 
@@ -290,7 +297,7 @@ def _calibration(*, version: ModelVersion, card: ModelCard | None) -> CardSectio
         ),
         figure_caption=(
             "Reliability diagram: predicted P(a ≻ b) against the observed frequency, before and "
-            "after temperature scaling; the diagonal is perfect calibration."
+            "after temperature scaling; the diagonal is perfect calibration"
         ),
     )
 
@@ -329,7 +336,7 @@ def registry_sections_register() -> None:
     """The registry's own sections (called from ``ModelsRegistryConfig.ready()``)."""
     for key, title, order, provider in (
         ("details", "Model details", 10, _details),
-        ("intended_use", "Intended use", 20, _intended_use),
+        ("intended_use", "Uses", 20, _intended_use),
         ("training_data", "Training data", 30, _training_data),
         ("metrics", "Metrics", 40, _metrics),
         ("calibration", "Calibration", 50, _calibration),

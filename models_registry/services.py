@@ -710,6 +710,9 @@ def model_card_start(*, version: ModelVersion, actor=None) -> ModelCard:
     """Give a version its card (idempotent): the human-entered text starts from its parent
     version's card, or — for a model's first card — from its training job's ``card_seed``.
     Audited."""
+    # The version row is locked, so two first edits at once create one card, not a
+    # unique-constraint error.
+    ModelVersion.objects.select_for_update().filter(pk=version.pk).first()
     existing = ModelCard.objects.filter(version=version).first()
     if existing is not None:
         return existing
