@@ -159,3 +159,28 @@ def require(*, user, action: str, obj: Model) -> None:
     """Raise PermissionDenied unless ``user`` may perform ``action`` on ``obj``."""
     if not user_can(user=user, action=action, obj=obj):
         raise PermissionDenied(f"You may not {action} this {obj._meta.verbose_name}.")
+
+
+# -- Approvals: who may decide a request ----------------------------------------------------
+
+
+def user_in_group(*, user, group: str) -> bool:
+    """Whether an active user holds the role (Django group) ``group``."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return False
+    return user.groups.filter(name=group).exists()
+
+
+def approval_reviewer_eligible(*, user, request, project) -> bool:
+    """Whether ``user`` may decide ``request`` under the policy copied onto it: a member of
+    one of its reviewer groups (the ethics committee by default), or — when the policy says
+    so — a reviewer of the subject's ``project`` (its ``review`` permission).  Admins
+    (superusers) may always review.  The requester is refused elsewhere, whatever this says."""
+    privileged = _is_privileged(user)
+    if privileged is not None:
+        return privileged
+    if request.reviewer_groups and user.groups.filter(name__in=request.reviewer_groups).exists():
+        return True
+    if request.project_reviewers and project is not None:
+        return user_can(user=user, action="review", obj=project)
+    return False

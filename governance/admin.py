@@ -4,7 +4,17 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
 from . import security_audit
-from .models import AuditEvent, OutboxMessage, UserPreference, WorkerHeartbeat
+from .models import (
+    ApprovalDecision,
+    ApprovalPolicy,
+    ApprovalRequest,
+    AuditEvent,
+    GatePolicy,
+    GateResult,
+    OutboxMessage,
+    UserPreference,
+    WorkerHeartbeat,
+)
 
 
 class RelationsAuditedOnceMixin:
@@ -96,3 +106,61 @@ class UserPreferenceAdmin(admin.ModelAdmin):
     list_display = ("user", "theme")
     list_filter = ("theme",)
     search_fields = ("user__username",)
+
+
+class _ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(_ReadOnly):
+    """Requests change only through their services (opened, decided, expired): shown here."""
+
+    list_display = ("id", "kind", "title", "requested_by", "status", "created_at", "expires_at")
+    list_filter = ("status", "kind")
+    exclude = ("justification",)  # sensitive text: read it on the review page
+    ordering = ("-id",)
+
+
+@admin.register(ApprovalDecision)
+class ApprovalDecisionAdmin(_ReadOnly):
+    list_display = ("id", "request", "reviewer", "verdict", "gate_override", "created_at")
+    exclude = ("rationale", "override_rationale")
+
+
+@admin.register(GateResult)
+class GateResultAdmin(_ReadOnly):
+    list_display = ("request", "stage", "gate", "passed", "value", "threshold", "evaluated_at")
+
+
+@admin.register(GatePolicy)
+class GatePolicyAdmin(_ReadOnly):
+    """Gate thresholds change through an approved ``gate_policy.change`` request."""
+
+    list_display = ("kind", "project_id", "gate", "threshold", "enabled", "updated_at")
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(admin.ModelAdmin):
+    """Who reviews what: edited here by admins, saved through the audited service."""
+
+    list_display = ("kind", "project_id", "quorum", "rejection_vetoes", "expiry", "override_group")
+    fields = ("kind", "project_id", "reviewer_groups", "project_reviewers", "quorum",
+              "rejection_vetoes", "expiry", "override_group")  # fmt: skip
+
+    def save_model(self, request, obj, form, change):
+        from .services import approval_policy_set
+
+        settings = {name: getattr(obj, name) for name in ApprovalPolicy.DEFAULTS}
+        saved = approval_policy_set(kind=obj.kind, project_id=obj.project_id, **settings)
+        obj.pk = saved.pk
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a deleted policy would silently fall back to the defaults

@@ -4,13 +4,14 @@ from django.db.models.signals import post_migrate
 
 
 class GovernanceConfig(AppConfig):
-    """Roles and object permissions, the audit log, and system health."""
+    """Roles and object permissions, the audit log, approvals, and system health."""
 
     name = "governance"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from . import security_audit
+        from .approvals import governance_kinds_register
         from .audit import sqlite_maintenance_function_register
         from .roles import roles_sync_after_migrate
 
@@ -19,3 +20,4 @@ class GovernanceConfig(AppConfig):
             sqlite_maintenance_function_register, dispatch_uid="governance.audit_maintenance"
         )
         security_audit.connect()
+        governance_kinds_register()

@@ -1,12 +1,15 @@
 """Governance records: the hash-chained audit log, worker heartbeats, the task outbox,
-user preferences."""
+user preferences, approval requests with their policies, decisions and gate results."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.conf import settings
 from django.db import models
+
+from rlhf_platform.crypto import EncryptedTextField
 
 
 class AuditEvent(models.Model):
@@ -191,3 +194,235 @@ class OutboxMessage(models.Model):
     def __str__(self) -> str:
         state = "sent" if self.sent_at else "pending"
         return f"outbox #{self.pk} {self.task} ({state})"
+
+
+# -- Approvals ------------------------------------------------------------------------------
+# What is approved lives in other apps (a model alias, a dataset snapshot, an alert rule):
+# the subject is named by content type and id, and its project by a bare id, so governance
+# holds no foreign key into those apps.  What each kind means is registered by its app
+# (``governance.approvals``).
+
+
+class ApprovalPolicy(models.Model):
+    """Who may review one kind of request, how many must approve, and for how long.
+
+    The row with no ``project_id`` is the kind's default; a row naming a project overrides
+    it for requests whose subject belongs to that project.  Kinds without a row use
+    :data:`ApprovalPolicy.DEFAULTS`.
+    """
+
+    DEFAULTS = {
+        "reviewer_groups": ["ethics_committee"],
+        "project_reviewers": True,
+        "quorum": 2,
+        "rejection_vetoes": True,
+        "expiry": dt.timedelta(days=14),
+        "override_group": "admin",
+    }
+
+    kind = models.CharField(max_length=50)
+    project_id = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Empty: the kind's default for every project."
+    )
+    reviewer_groups = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Roles or groups whose members review, e.g. ["ethics_committee"].',
+    )
+    project_reviewers = models.BooleanField(
+        default=True, help_text="The reviewers of the subject's project review too."
+    )
+    quorum = models.PositiveSmallIntegerField(
+        default=2, help_text="Distinct approving reviewers needed (the requester never counts)."
+    )
+    rejection_vetoes = models.BooleanField(
+        default=True, help_text="One rejection rejects the request."
+    )
+    expiry = models.DurationField(default=dt.timedelta(days=14))
+    override_group = models.CharField(
+        max_length=150, default="admin", help_text="Role whose members may override failing gates."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "project_id"]
+        verbose_name_plural = "approval policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "project_id"], name="approval_policy_one_per_scope"
+            ),
+            models.UniqueConstraint(
+                fields=["kind"],
+                condition=models.Q(project_id__isnull=True),
+                name="approval_policy_one_default",
+            ),
+            models.CheckConstraint(condition=models.Q(quorum__gte=1), name="approval_quorum_min"),
+        ]
+
+    def __str__(self) -> str:
+        scope = f"project {self.project_id}" if self.project_id else "default"
+        return f"{self.kind} ({scope}): quorum {self.quorum}"
+
+
+class GatePolicy(models.Model):
+    """The threshold of one automated gate for one kind (and optionally one project).
+
+    Changed only through an approved ``gate_policy.change`` request; gates without a row
+    use their provider's default threshold.
+    """
+
+    kind = models.CharField(max_length=50)
+    project_id = models.PositiveBigIntegerField(null=True, blank=True)
+    gate = models.CharField(max_length=50)
+    threshold = models.FloatField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "project_id", "gate"]
+        verbose_name_plural = "gate policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "project_id", "gate"], name="gate_policy_one_per_scope"
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "gate"],
+                condition=models.Q(project_id__isnull=True),
+                name="gate_policy_one_default",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.gate}: {self.threshold}"
+
+
+class ApprovalRequest(models.Model):
+    """A request to make a governed change, decided by a quorum of reviewers.
+
+    The policy in force when it opened is copied onto it (quorum, veto, reviewers, expiry,
+    override role), so changing a policy never changes a request under review.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for reviewers"
+        APPROVED = "approved", "Approved"
+        EXECUTED = "executed", "Approved and carried out"
+        FAILED = "failed", "Approved, but carrying it out failed"
+        REJECTED = "rejected", "Rejected"
+        CHANGES_REQUESTED = "changes_requested", "Changes requested"
+        EXPIRED = "expired", "Expired"
+
+    kind = models.CharField(max_length=50, db_index=True)
+    subject_type = models.ForeignKey(
+        "contenttypes.ContentType", on_delete=models.PROTECT, related_name="+"
+    )
+    subject_id = models.CharField(max_length=64)
+    project_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    title = models.CharField(max_length=300)
+    payload = models.JSONField(default=dict, blank=True)
+    justification = EncryptedTextField(help_text="Why the requester asks (encrypted at rest).")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_requests"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    quorum = models.PositiveSmallIntegerField()
+    rejection_vetoes = models.BooleanField()
+    reviewer_groups = models.JSONField(default=list)
+    project_reviewers = models.BooleanField()
+    override_group = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    executed_at = models.DateTimeField(null=True, blank=True)
+    execution_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="approval_queue"),
+            models.Index(fields=["subject_type", "subject_id"], name="approval_subject"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.PENDING
+
+
+class ApprovalDecision(models.Model):
+    """One reviewer's verdict on a request, with the rationale (encrypted at rest)."""
+
+    class Verdict(models.TextChoices):
+        APPROVE = "approve", "Approve"
+        REJECT = "reject", "Reject"
+        REQUEST_CHANGES = "request_changes", "Request changes"
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="decisions")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    rationale = EncryptedTextField()
+    gate_override = models.BooleanField(default=False)
+    override_rationale = EncryptedTextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    access_parent = "request"
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "reviewer"], name="approval_one_decision_per_reviewer"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer_id}: {self.verdict} on #{self.request_id}"
+
+
+class GateResult(models.Model):
+    """One automated gate's verdict on a request at one stage, with the measured value."""
+
+    class Stage(models.TextChoices):
+        OPEN = "open", "When the request opened"
+        APPROVAL = "approval", "At the approval that reached quorum"
+
+    request = models.ForeignKey(ApprovalRequest, on_delete=models.CASCADE, related_name="gates")
+    stage = models.CharField(max_length=10, choices=Stage.choices)
+    gate = models.CharField(max_length=50)
+    label = models.CharField(max_length=200)
+    passed = models.BooleanField()
+    value = models.FloatField(null=True, blank=True)
+    comparator = models.CharField(max_length=2, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+    evaluated_at = models.DateTimeField()
+
+    access_parent = "request"
+
+    class Meta:
+        ordering = ["evaluated_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.gate} ({self.stage}): {'pass' if self.passed else 'fail'}"
+
+
+class Notification(models.Model):
+    """An in-app message to one user (e.g. a decision on their request), with a link."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="governance_notifications"
+    )
+    message = models.CharField(max_length=500)
+    url = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.message}"

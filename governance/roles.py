@@ -46,7 +46,8 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
         "models_registry.view_registeredmodel",
         "models_registry.add_registeredmodel",
         "models_registry.view_modelversion",
-        "models_registry.change_registeredmodel",  # move its aliases
+        # Request alias moves (they happen only once a request is approved).
+        "models_registry.change_registeredmodel",
         "models_registry.view_modelalias",
         "models_registry.view_aliaschange",
         "models_registry.view_trainingjob",
@@ -62,11 +63,17 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
             f"monitoring.view_{m}"
             for m in ("metricpoint", "detectorstate", "driftreport", "alertrule", "alert")
         ],
+        # Ask for governed changes (alias moves, releases) and follow them in the queue.
+        "governance.view_approvalrequest",
+        "governance.add_approvalrequest",
     ],
     ANNOTATOR: [],
-    REVIEWER: [],
+    # Reviewers see the approval queue; which requests they decide is the policy's call
+    # (the subject project's reviewers, by default).
+    REVIEWER: ["governance.view_approvalrequest"],
     ETHICS_COMMITTEE: [
         "governance.view_auditevent",
+        "governance.view_approvalrequest",
         # The evidence of promotion requests: versions, their metrics and alias history.
         "models_registry.view_registeredmodel",
         "models_registry.view_modelversion",

@@ -1,17 +1,21 @@
-"""Governance reads: audit-chain verification and system health."""
+"""Governance reads: audit-chain verification, system health, approval requests."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import hashlib
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from . import access
 from .audit import (
     GENESIS_HASH,
     PAYLOAD_COLUMNS,
@@ -21,7 +25,17 @@ from .audit import (
     event_check,
     legacy_row_text,
 )
-from .models import AuditAnchor, AuditEvent, UserPreference, WorkerHeartbeat
+from .models import (
+    ApprovalRequest,
+    AuditAnchor,
+    AuditEvent,
+    GateResult,
+    Notification,
+    UserPreference,
+    WorkerHeartbeat,
+)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,3 +358,101 @@ def user_roles(*, user) -> list[str]:
     if not getattr(user, "is_authenticated", False):
         return []
     return sorted(name for name in user.groups.values_list("name", flat=True) if name in ROLES)
+
+
+# -- Approvals ------------------------------------------------------------------------------
+
+
+def approval_request_list(
+    *, user, kind: str = "", project_id: int | None = None, status: str = ""
+) -> QuerySet[ApprovalRequest]:
+    """Requests the user may see (``governance.access``), newest first, filtered."""
+    queryset = access.queryset_restrict(
+        queryset=ApprovalRequest.objects.select_related("requested_by"), user=user
+    )
+    if kind:
+        queryset = queryset.filter(kind=kind)
+    if project_id is not None:
+        queryset = queryset.filter(project_id=project_id)
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset.order_by("-created_at", "-id")
+
+
+def approval_gates(*, request: ApprovalRequest) -> dict[str, list[GateResult]]:
+    """The request's gate results by stage: at opening, and at the latest approval attempt
+    that reached the quorum (the newest evaluation of each stage only)."""
+    stages: dict[str, list[GateResult]] = {}
+    for stage in GateResult.Stage.values:
+        rows = request.gates.filter(stage=stage)
+        latest = rows.order_by("-evaluated_at").values_list("evaluated_at", flat=True).first()
+        stages[stage] = list(rows.filter(evaluated_at=latest).order_by("id")) if latest else []
+    return stages
+
+
+def approval_evidence(*, request: ApprovalRequest) -> list[dict[str, Any]]:
+    """The review page's evidence sections, each provided by the kind's app: title,
+    template and context (a section that fails to build says so instead of hiding)."""
+    from .approvals import approval_kind
+
+    try:
+        kind = approval_kind(request.kind)
+    except LookupError:
+        return []
+    model = request.subject_type.model_class()
+    subject = model._default_manager.filter(pk=request.subject_id).first() if model else None
+    if subject is None:
+        return []
+    sections = []
+    for section in kind.evidence:
+        try:
+            context, error = section.context(subject, request.payload), ""
+        except Exception as exc:  # one broken section must not hide the rest
+            logger.exception("evidence section %s of request %s", section.key, request.pk)
+            context, error = {}, f"This part could not be shown ({type(exc).__name__})."
+        sections.append({"key": section.key, "title": section.title,
+                         "template": section.template, "context": context, "error": error,
+                         "charts": section.charts})  # fmt: skip
+    return sections
+
+
+def approval_reviewer_state(*, request: ApprovalRequest, user) -> dict[str, Any]:
+    """What this user may do on the request and why not, in plain words."""
+    from .approvals import approval_kind
+
+    if not request.is_open:
+        return {
+            "can_decide": False,
+            "reason": f"This request is {request.get_status_display().lower()}.",
+        }
+    if request.requested_by_id == user.pk:
+        return {
+            "can_decide": False,
+            "reason": "You asked for this change, so you cannot decide it.",
+        }
+    if request.decisions.filter(reviewer=user).exists():
+        return {"can_decide": False, "reason": "You have already decided this request."}
+    try:
+        kind = approval_kind(request.kind)
+    except LookupError:
+        return {"can_decide": False, "reason": "This kind of request is no longer available."}
+    model = request.subject_type.model_class()
+    subject = model._default_manager.filter(pk=request.subject_id).first() if model else None
+    project = kind.project_of(subject) if subject is not None else None
+    if not access.approval_reviewer_eligible(user=user, request=request, project=project):
+        return {"can_decide": False, "reason": "You are not one of this request's reviewers."}
+    return {
+        "can_decide": True,
+        "reason": "",
+        "can_override": access.user_in_group(user=user, group=request.override_group),
+    }
+
+
+def notification_list(
+    *, user, unread_only: bool = False, limit: int = 20
+) -> QuerySet[Notification]:
+    """The user's own governance notifications, newest first."""
+    queryset = Notification.objects.filter(user=user)
+    if unread_only:
+        queryset = queryset.filter(read_at__isnull=True)
+    return queryset[:limit]

@@ -1,4 +1,4 @@
-"""Governance writes: the audit trail, worker heartbeats, user preferences.
+"""Governance writes: the audit trail, worker heartbeats, user preferences, approvals.
 
 Every state change in Attune is recorded through :func:`audit_event_record`, inside the
 same transaction as the change, so a rolled-back change leaves no event and a committed
@@ -11,17 +11,24 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Model
+from django.urls import reverse
 from django.utils import timezone
 
 from rlhf_platform import request_context
+from rlhf_platform.errors import Conflict
 
+from .approvals import Gate, GateMeasure, approval_kind
 from .audit import (
     GENESIS_HASH,
     archive_line,
@@ -35,7 +42,18 @@ from .audit import (
     signed_file_write,
     timestamp_text,
 )
-from .models import AuditAnchor, AuditEvent, UserPreference, WorkerHeartbeat
+from .models import (
+    ApprovalDecision,
+    ApprovalPolicy,
+    ApprovalRequest,
+    AuditAnchor,
+    AuditEvent,
+    GatePolicy,
+    GateResult,
+    Notification,
+    UserPreference,
+    WorkerHeartbeat,
+)
 
 # Any constant works; it only has to be the same for every writer of the chain.
 _AUDIT_LOCK_KEY = 0x41554454  # "AUDT"
@@ -407,3 +425,458 @@ def user_roles_set(*, user, roles: list[str]):
         action="user.roles_set", obj=user, before={"roles": before}, after={"roles": sorted(roles)}
     )
     return user
+
+
+# ----------------------------------------------------------------------------------------
+# Approvals: requests, decisions with quorum, automated gates, execution
+# ----------------------------------------------------------------------------------------
+
+
+class GatesBlocked(Conflict):
+    """An approval was refused because gates fail and no valid override was given.
+
+    Raised *after* the gate results of that moment were committed, so the review page
+    shows what turned red."""
+
+    def __init__(self, failed: list[str], override_group: str):
+        self.failed = failed
+        super().__init__(
+            f"gates: failing gate(s): {', '.join(failed)}. Approving anyway needs the "
+            f"'{override_group}' role and a rationale for the override"
+        )
+
+
+def approval_policy_for(*, kind: str, project_id: int | None) -> dict[str, Any]:
+    """The policy in force for ``kind`` in a project: the project's row, else the kind's
+    default row, else :data:`ApprovalPolicy.DEFAULTS`."""
+    rows = ApprovalPolicy.objects.filter(kind=kind)
+    row = (rows.filter(project_id=project_id).first() if project_id else None) or rows.filter(
+        project_id__isnull=True
+    ).first()
+    if row is None:
+        return dict(ApprovalPolicy.DEFAULTS)
+    return {name: getattr(row, name) for name in ApprovalPolicy.DEFAULTS}
+
+
+@transaction.atomic
+def approval_policy_set(
+    *, kind: str, project_id: int | None = None, **fields: Any
+) -> ApprovalPolicy:
+    """Create or change the policy of a kind (a project's override when ``project_id``)."""
+    approval_kind(kind)  # LookupError for an unknown kind
+    unknown = set(fields) - set(ApprovalPolicy.DEFAULTS)
+    if unknown:
+        raise ValidationError({name: ["not a policy setting"] for name in sorted(unknown)})
+    if "quorum" in fields and int(fields["quorum"]) < 1:
+        raise ValidationError({"quorum": ["must be at least 1"]})
+    row = (
+        ApprovalPolicy.objects.select_for_update().filter(kind=kind, project_id=project_id).first()
+    )
+    before = {n: getattr(row, n) for n in ApprovalPolicy.DEFAULTS} if row else None
+    if row is None:
+        row = ApprovalPolicy(kind=kind, project_id=project_id, **ApprovalPolicy.DEFAULTS)
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.full_clean()
+    row.save()
+    audit_event_record(
+        action="approval.policy_set", obj=row, before=before,
+        after={"kind": kind, "project_id": project_id,
+               **{n: getattr(row, n) for n in ApprovalPolicy.DEFAULTS}},
+    )  # fmt: skip
+    return row
+
+
+def _gate_threshold(*, kind: str, project_id: int | None, gate: Gate) -> tuple[bool, float | None]:
+    """(enabled, threshold) of a gate: the project's GatePolicy, the kind's, the default."""
+    rows = GatePolicy.objects.filter(kind=kind, gate=gate.key)
+    row = (rows.filter(project_id=project_id).first() if project_id else None) or rows.filter(
+        project_id__isnull=True
+    ).first()
+    if row is None:
+        return True, gate.default_threshold
+    return row.enabled, row.threshold
+
+
+def _gate_judge(gate: Gate, measured: GateMeasure, threshold: float | None) -> bool:
+    if measured.passed is not None:
+        return measured.passed
+    if measured.value is None or threshold is None:
+        return False  # not measured: nobody can say it passes
+    if gate.comparator == ">=":
+        return measured.value >= threshold
+    if gate.comparator == "<=":
+        return measured.value <= threshold
+    raise ValueError(f"gate {gate.key}: unknown comparator {gate.comparator!r}")
+
+
+def gates_evaluate(*, request: ApprovalRequest, stage: str) -> list[GateResult]:
+    """Run every enabled gate of the request's kind on its subject and store the results
+    (values, thresholds, pass or fail) for ``stage``.  A provider that fails to measure
+    makes its gate fail, with the reason as the detail: an error is never a pass."""
+    kind = approval_kind(request.kind)
+    subject = approval_subject(request=request)
+    now = timezone.now()
+    results = []
+    for gate in kind.gates:
+        enabled, threshold = _gate_threshold(
+            kind=request.kind, project_id=request.project_id, gate=gate
+        )
+        if not enabled:
+            continue
+        try:
+            measured = gate.measure(subject, request.payload)
+        except Exception as exc:  # any failure to measure is a failed gate
+            measured = GateMeasure(value=None, detail=f"could not be measured: {exc}"[:500])
+        if measured.value is not None and not math.isfinite(measured.value):
+            measured = GateMeasure(value=None, detail="not a finite number")
+        results.append(
+            GateResult(
+                request=request,
+                stage=stage,
+                gate=gate.key,
+                label=gate.label,
+                passed=_gate_judge(gate, measured, threshold),
+                value=measured.value,
+                comparator=gate.comparator if measured.passed is None else "",
+                threshold=threshold if measured.passed is None else None,
+                detail=measured.detail[:500],
+                evaluated_at=now,
+            )
+        )
+    return GateResult.objects.bulk_create(results)
+
+
+def _gates_summary(results: list[GateResult]) -> dict[str, Any]:
+    return {r.gate: {"passed": r.passed, "value": r.value, "threshold": r.threshold}
+            for r in results}  # fmt: skip
+
+
+def approval_subject(*, request: ApprovalRequest) -> Model | None:
+    """The object a request is about (None if it was deleted since)."""
+    model = request.subject_type.model_class()
+    return model._default_manager.filter(pk=request.subject_id).first() if model else None
+
+
+def _justification_clean(text: Any, field: str) -> str:
+    text = text.strip() if isinstance(text, str) else ""
+    if not text:
+        raise ValidationError({field: ["is required: say why, in words a reviewer can check"]})
+    if len(text) > 10000:
+        raise ValidationError({field: ["at most 10,000 characters"]})
+    from rlhf_platform.validation import texts_validate
+
+    texts_validate(**{field: text})
+    return text
+
+
+def _notify(*, user, message: str, url: str, subject: str) -> None:
+    """In-app notification now, e-mail after commit (a rolled-back change sends nothing)."""
+    if user is None or not user.is_active:
+        return
+    Notification.objects.create(user=user, message=message[:500], url=url[:300])
+    if user.email:
+        address = user.email
+        transaction.on_commit(
+            lambda: send_mail(
+                subject=subject,
+                message=f"{message}\n\n{url}",
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=[address],
+                fail_silently=True,
+            )
+        )
+
+
+def _request_url(request: ApprovalRequest) -> str:
+    return reverse("approval-detail", kwargs={"request_id": request.pk})
+
+
+@transaction.atomic
+def approval_request_open(
+    *, kind: str, subject: Model, payload: dict | None, requested_by, justification: str
+) -> ApprovalRequest:
+    """Open a request for a governed change: validate it through its kind, copy the policy
+    in force onto it, evaluate the gates (stage ``open``), audit ``approval.requested``."""
+    from .access import require
+
+    try:
+        registered = approval_kind(kind)
+    except LookupError as exc:
+        raise ValidationError({"kind": [str(exc)]}) from exc
+    if not isinstance(subject, registered.model):
+        raise ValidationError({"subject": [f"must be a {registered.model._meta.verbose_name}"]})
+    require(
+        user=requested_by, action=registered.request_action, obj=registered.request_object(subject)
+    )
+    justification = _justification_clean(justification, "justification")
+    if payload is not None and not isinstance(payload, dict):
+        raise ValidationError({"payload": ["must be an object"]})
+    payload = registered.validate(subject, dict(payload or {}))
+    project = registered.project_of(subject)
+    project_id = project.pk if project is not None else None
+    subject_type = ContentType.objects.get_for_model(subject)
+    duplicate = ApprovalRequest.objects.filter(
+        kind=kind, subject_type=subject_type, subject_id=str(subject.pk), payload=payload,
+        status=ApprovalRequest.Status.PENDING,
+    ).first()  # fmt: skip
+    if duplicate is not None:
+        raise Conflict(f"payload: the same change is already waiting for review (#{duplicate.pk})")
+    policy = approval_policy_for(kind=kind, project_id=project_id)
+    request = ApprovalRequest.objects.create(
+        kind=kind, subject_type=subject_type, subject_id=str(subject.pk), project_id=project_id,
+        title=registered.describe(subject, payload)[:300], payload=payload,
+        justification=justification, requested_by=requested_by,
+        quorum=policy["quorum"], rejection_vetoes=policy["rejection_vetoes"],
+        reviewer_groups=list(policy["reviewer_groups"]),
+        project_reviewers=policy["project_reviewers"], override_group=policy["override_group"],
+        expires_at=timezone.now() + policy["expiry"],
+    )  # fmt: skip
+    results = gates_evaluate(request=request, stage=GateResult.Stage.OPEN)
+    subject_ref = f"{subject_type.app_label}.{subject_type.model}:{subject.pk}"
+    audit_event_record(
+        action="approval.requested", obj=request,
+        after={"kind": kind, "subject": subject_ref,
+               "project_id": project_id, "payload": payload, "title": request.title,
+               "quorum": request.quorum, "rejection_vetoes": request.rejection_vetoes,
+               "expires_at": request.expires_at, "gates": _gates_summary(results)},
+    )  # fmt: skip
+    return request
+
+
+def _request_expire(request: ApprovalRequest, now) -> None:
+    request.status, request.decided_at = ApprovalRequest.Status.EXPIRED, now
+    request.save(update_fields=["status", "decided_at"])
+    audit_event_record(
+        action="approval.expired", obj=request,
+        before={"status": "pending"}, after={"status": "expired", "expires_at": request.expires_at},
+    )  # fmt: skip
+    _notify(
+        user=request.requested_by, url=_request_url(request),
+        message=f"Your request “{request.title}” expired before reaching its quorum.",
+        subject=f"Attune: request #{request.pk} expired",
+    )  # fmt: skip
+
+
+def approval_requests_expire(*, now=None) -> int:
+    """Close every pending request past its expiry (beat, and before any decision)."""
+    now = now or timezone.now()
+    expired = 0
+    for pk in ApprovalRequest.objects.filter(
+        status=ApprovalRequest.Status.PENDING, expires_at__lte=now
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            request = ApprovalRequest.objects.select_for_update().get(pk=pk)
+            if request.status == ApprovalRequest.Status.PENDING and request.expires_at <= now:
+                _request_expire(request, now)
+                expired += 1
+    return expired
+
+
+def approval_request_decide(
+    *,
+    request: ApprovalRequest,
+    reviewer,
+    verdict: str,
+    rationale: str,
+    override_rationale: str = "",
+) -> ApprovalDecision:
+    """Record one reviewer's verdict (approve, reject, request changes) with its rationale.
+
+    Refused: an expired or closed request (409), a reviewer the policy does not name or
+    the requester themself (403), a second verdict by the same reviewer (409), a missing
+    rationale (400).  An approval meets the gates: those measured at opening, and — for
+    the approval that reaches the quorum — the gates measured again now; a failing gate
+    refuses it (:class:`GatesBlocked`, 409) unless the reviewer holds the policy's
+    override role and gives ``override_rationale``.  Reaching the quorum approves and
+    executes the change through the kind's app; a veto (or as many rejections as the
+    quorum) rejects; "request changes" closes the request for the requester to revise.
+    """
+    with transaction.atomic():
+        # A refusal that must keep what it recorded (gate results, an expiry) comes back
+        # as ``refused`` and is raised only after the commit.
+        decision, refused = _decide(
+            request_id=request.pk, reviewer=reviewer, verdict=verdict, rationale=rationale,
+            override_rationale=override_rationale,
+        )  # fmt: skip
+    if refused is not None:
+        raise refused
+    return decision
+
+
+def _decide(*, request_id, reviewer, verdict, rationale, override_rationale):
+    from .access import approval_reviewer_eligible, user_in_group
+
+    request = (
+        ApprovalRequest.objects.select_for_update()
+        .select_related("requested_by", "subject_type")
+        .get(pk=request_id)
+    )
+    now = timezone.now()
+    if request.status == ApprovalRequest.Status.PENDING and request.expires_at <= now:
+        _request_expire(request, now)
+        # The expiry is kept: answer after this transaction commits.
+        return None, Conflict(
+            f"status: this request expired at {request.expires_at:%Y-%m-%d %H:%M}"
+        )
+    if request.status != ApprovalRequest.Status.PENDING:
+        raise Conflict(f"status: this request is {request.get_status_display().lower()}")
+    if reviewer.pk == request.requested_by_id:
+        raise PermissionDenied("The requester may not decide their own request.")
+    kind = approval_kind(request.kind)
+    subject = approval_subject(request=request)
+    project = kind.project_of(subject) if subject is not None else None
+    if not approval_reviewer_eligible(user=reviewer, request=request, project=project):
+        raise PermissionDenied("You are not a reviewer of this kind of request.")
+    if verdict not in ApprovalDecision.Verdict.values:
+        choices = ", ".join(ApprovalDecision.Verdict.values)
+        raise ValidationError({"verdict": [f"must be one of {choices}"]})
+    rationale = _justification_clean(rationale, "rationale")
+    if request.decisions.filter(reviewer=reviewer).exists():
+        raise Conflict("reviewer: you have already decided this request")
+    approvals = request.decisions.filter(verdict=ApprovalDecision.Verdict.APPROVE).count()
+    gate_override = False
+    results: list[GateResult] = []
+    if verdict == ApprovalDecision.Verdict.APPROVE:
+        if approvals + 1 >= request.quorum:
+            results = gates_evaluate(request=request, stage=GateResult.Stage.APPROVAL)
+        else:
+            results = list(request.gates.filter(stage=GateResult.Stage.OPEN))
+        failed = [r.label for r in results if not r.passed]
+        if failed:
+            text = override_rationale.strip() if isinstance(override_rationale, str) else ""
+            if not (text and user_in_group(user=reviewer, group=request.override_group)):
+                audit_event_record(
+                    action="approval.gates_blocked", obj=request,
+                    after={"reviewer": reviewer.get_username(), "failed": failed,
+                           "gates": _gates_summary(results)},
+                )  # fmt: skip
+                return None, GatesBlocked(failed, request.override_group)
+            override_rationale = _justification_clean(text, "override_rationale")
+            gate_override = True
+    decision = ApprovalDecision.objects.create(
+        request=request, reviewer=reviewer, verdict=verdict, rationale=rationale,
+        gate_override=gate_override,
+        override_rationale=override_rationale if gate_override else "",
+    )  # fmt: skip
+    if gate_override:
+        audit_event_record(
+            action="approval.gate_override", obj=request,
+            after={"reviewer": reviewer.get_username(), "role": request.override_group,
+                   "failed": [r.gate for r in results if not r.passed]},
+        )  # fmt: skip
+    before = request.status
+    rejections = request.decisions.filter(verdict=ApprovalDecision.Verdict.REJECT).count()
+    if verdict == ApprovalDecision.Verdict.APPROVE and approvals + 1 >= request.quorum:
+        request.status = ApprovalRequest.Status.APPROVED
+    elif verdict == ApprovalDecision.Verdict.REJECT and (
+        request.rejection_vetoes or rejections >= request.quorum
+    ):
+        request.status = ApprovalRequest.Status.REJECTED
+    elif verdict == ApprovalDecision.Verdict.REQUEST_CHANGES:
+        request.status = ApprovalRequest.Status.CHANGES_REQUESTED
+    if request.status != before:
+        request.decided_at = now
+        request.save(update_fields=["status", "decided_at"])
+    audit_event_record(
+        action="approval.decided", obj=request,
+        before={"status": before},
+        after={"verdict": verdict, "reviewer": reviewer.get_username(), "status": request.status,
+               "approvals": approvals + (verdict == "approve"), "quorum": request.quorum,
+               "gate_override": gate_override},
+    )  # fmt: skip
+    if request.status == ApprovalRequest.Status.APPROVED:
+        _execute(request=request, kind=kind, subject=subject)
+    verdict_text = ApprovalDecision.Verdict(verdict).label.lower()
+    state = request.get_status_display().lower()
+    _notify(
+        user=request.requested_by, url=_request_url(request),
+        message=f"{reviewer.get_username()} chose “{verdict_text}” on your request "
+                f"“{request.title}”. It is now: {state}.",
+        subject=f"Attune: request #{request.pk} — {state}",
+    )  # fmt: skip
+    return decision, None
+
+
+def _execute(*, request: ApprovalRequest, kind, subject) -> None:
+    """Carry an approved request out through its app, in a savepoint: a failure is kept
+    on the request (status ``failed``) and audited, and the approvals stay recorded."""
+    try:
+        if subject is None:
+            raise ValidationError({"subject": ["no longer exists"]})
+        with transaction.atomic():
+            result = kind.execute(subject, request.payload, request)
+    except (ValidationError, Conflict, PermissionDenied, LookupError) as exc:
+        message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        request.status, request.execution_error = ApprovalRequest.Status.FAILED, message[:2000]
+        request.save(update_fields=["status", "execution_error"])
+        audit_event_record(
+            action="approval.execution_failed", obj=request, after={"error": message[:500]}
+        )
+        return
+    request.status, request.executed_at = ApprovalRequest.Status.EXECUTED, timezone.now()
+    request.save(update_fields=["status", "executed_at"])
+    audit_event_record(action="approval.executed", obj=request, after={"result": result or {}})
+
+
+def approval_bypass_refuse(*, kind: str, obj: Model | None, channel: str, detail: dict) -> str:
+    """Record a refused attempt to make a governed change directly (e.g. an alias moved
+    through the API or the admin) and return the message to answer with."""
+    audit_event_record(
+        action="approval.bypass_refused", obj=obj,
+        after={"kind": kind, "channel": channel, **detail},
+    )  # fmt: skip
+    return (
+        "This change needs an approved request: open one (the model's page, or POST "
+        "/api/governance/approval-requests/ with kind "
+        f"'{kind}'); reviewers decide it at /governance/approvals/."
+    )
+
+
+@transaction.atomic
+def gate_policy_set(
+    *, kind: str, gate: str, threshold: float | None, enabled: bool = True,
+    project_id: int | None = None,
+) -> GatePolicy:  # fmt: skip
+    """Set a gate's threshold for a kind (and project); used by an approved
+    ``gate_policy.change`` request (audited with before and after)."""
+    row = (
+        GatePolicy.objects.select_for_update()
+        .filter(kind=kind, gate=gate, project_id=project_id)
+        .first()
+    )
+    before = {"threshold": row.threshold, "enabled": row.enabled} if row else None
+    if row is None:
+        row = GatePolicy(kind=kind, gate=gate, project_id=project_id)
+    row.threshold, row.enabled = threshold, enabled
+    row.save()
+    audit_event_record(
+        action="gate_policy.set", obj=row, before=before,
+        after={"kind": kind, "gate": gate, "project_id": project_id, "threshold": threshold,
+               "enabled": enabled},
+    )  # fmt: skip
+    return row
+
+
+def notifications_mark_read(*, user) -> int:
+    """Mark the user's unread notifications read (a personal state, not audited)."""
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def gate_policy_ensure(*, kind: str, gate: Gate, project_id: int | None = None) -> GatePolicy:
+    """The policy row of a gate, made with the provider's default when it has none (so a
+    change request has a subject); the creation is audited."""
+    row, created = GatePolicy.objects.get_or_create(
+        kind=kind, gate=gate.key, project_id=project_id,
+        defaults={"threshold": gate.default_threshold, "enabled": True},
+    )  # fmt: skip
+    if created:
+        audit_event_record(
+            action="gate_policy.set", obj=row,
+            after={"kind": kind, "gate": gate.key, "project_id": project_id,
+                   "threshold": row.threshold, "enabled": True, "from": "default"},
+        )  # fmt: skip
+    return row

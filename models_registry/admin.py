@@ -4,7 +4,9 @@ Every change to the registry goes through its services, which validate and audit
 (and keep the aliases' history), so the admin only reads."""
 
 from django.contrib import admin
+from django.http import HttpResponseForbidden
 
+from .approvals import refuse_direct_alias_move
 from .models import (
     AliasChange,
     BaseModel,
@@ -53,7 +55,35 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(ModelAlias)
 class ModelAliasAdmin(ReadOnlyAdmin):
+    """Aliases are shown here; a move posted here is refused (and audited) with a pointer
+    to the approvals, the only way an alias moves."""
+
     list_display = ("registered_model", "name", "version", "updated_by", "updated_at")
+
+    def _refuse(self, request, object_id=None):
+        alias = None
+        if object_id is not None and str(object_id).isdigit() and len(str(object_id)) < 19:
+            alias = (
+                ModelAlias.objects.select_related("registered_model")
+                .filter(pk=int(object_id))
+                .first()
+            )
+        message = refuse_direct_alias_move(
+            registered_model=alias.registered_model if alias else None, channel="admin",
+            alias=alias.name if alias else request.POST.get("name"),
+            version=request.POST.get("version"),
+        )  # fmt: skip
+        return HttpResponseForbidden(message, content_type="text/plain; charset=utf-8")
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST":
+            return self._refuse(request, object_id)
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        if request.method == "POST":
+            return self._refuse(request, object_id)
+        return super().delete_view(request, object_id, extra_context)
 
 
 @admin.register(AliasChange)

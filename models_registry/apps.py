@@ -2,6 +2,8 @@ from django.apps import AppConfig
 
 
 class ModelsRegistryConfig(AppConfig):
+    """Base models, training, versions, aliases; registers the alias approvals."""
+
     name = "models_registry"
     default_auto_field = "django.db.models.BigAutoField"
 
@@ -16,3 +18,7 @@ class ModelsRegistryConfig(AppConfig):
         from .cards import registry_sections_register
 
         registry_sections_register()
+
+        from .approvals import approvals_register
+
+        approvals_register()

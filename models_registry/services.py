@@ -46,6 +46,7 @@ from governance.services import audit_event_record
 from rlhf_platform.errors import Conflict
 from rlhf_platform.validation import text_problem
 
+from . import selectors
 from .models import (
     NAME_VALIDATOR,
     AliasChange,
@@ -604,6 +605,38 @@ def training_jobs_fail_abandoned() -> int:
 # ----------------------------------------------------------------------------------------
 # Aliases
 # ----------------------------------------------------------------------------------------
+
+
+def alias_move_request(
+    *, registered_model: RegisteredModel, alias: str, version: ModelVersion | None, user,
+    justification: str,
+):  # fmt: skip
+    """Ask for an alias move: a governance approval request of the right kind — promote a
+    version, roll the alias back to a version it named before, or revoke it (no version).
+    The alias moves only once the request is approved (``models_registry.approvals``)."""
+    from governance.services import approval_request_open
+
+    from .approvals import PROMOTE, REVOKE, ROLLBACK
+
+    alias = (alias or "").strip()
+    if version is None:
+        current = selectors.alias_version(registered_model=registered_model, alias=alias)
+        if current is None:
+            raise ValidationError({"alias": [f"{alias or '(empty)'} names no version"]})
+        kind, subject = REVOKE, current
+    else:
+        if version.registered_model_id != registered_model.pk:
+            raise ValidationError({"version": [f"is not a version of {registered_model.name}"]})
+        named_before = AliasChange.objects.filter(
+            registered_model=registered_model, alias=alias, to_version=version
+        ).exists()
+        current = selectors.alias_version(registered_model=registered_model, alias=alias)
+        kind = ROLLBACK if named_before and current is not None else PROMOTE
+        subject = version
+    return approval_request_open(
+        kind=kind, subject=subject, payload={"alias": alias}, requested_by=user,
+        justification=justification,
+    )  # fmt: skip
 
 
 @transaction.atomic

@@ -78,7 +78,7 @@ class ModelListView(RestrictedViewMixin, ListView):
 
 
 class RegisteredModelView(RestrictedViewMixin, View):
-    """A model's versions, aliases (moved here) and the aliases' history."""
+    """A model's versions, aliases (a move is requested here) and the aliases' history."""
 
     model = RegisteredModel
 
@@ -98,42 +98,41 @@ class RegisteredModelView(RestrictedViewMixin, View):
         )
 
     def post(self, request, name):
+        """Ask for an alias move: it opens an approval request (aliases move only once a
+        request is approved) and shows it."""
         model = _restricted_get(request, RegisteredModel.objects.all(), name=name)
         access.require(user=request.user, action="change", obj=model)
         alias = request.POST.get("alias", "").strip()
         version_id = request.POST.get("version", "")
-        reason = request.POST.get("reason", "")[:5000]
+        reason = request.POST.get("reason", "")[:10000]
         try:
+            version = None
             if version_id:
                 version = model.versions.filter(
-                    pk=int(version_id) if version_id.isdigit() else 0
+                    pk=int(version_id) if version_id.isdigit() and len(version_id) < 19 else 0
                 ).first()
                 if version is None:
                     raise ValidationError({"version": ["no such version"]})
-                services.model_alias_set(
-                    registered_model=model,
-                    alias=alias,
-                    version=version,
-                    user=request.user,
-                    reason=reason,
-                )
-                messages.success(request, f"{model.name}:{alias} now points at {version.ref}.")
-            else:
-                services.model_alias_remove(
-                    registered_model=model, alias=alias, user=request.user, reason=reason
-                )
-                messages.success(request, f"Alias {alias} removed.")
-        except ValidationError as exc:
-            for reason_text in _errors(exc):
+            approval = services.alias_move_request(
+                registered_model=model, alias=alias, version=version, user=request.user,
+                justification=reason,
+            )  # fmt: skip
+        except (ValidationError, Conflict) as exc:
+            reasons = _errors(exc) if isinstance(exc, ValidationError) else [str(exc)]
+            for reason_text in reasons:
                 messages.error(request, reason_text)
-            response = TemplateResponse(
+            return TemplateResponse(
                 request,
                 "models_registry/model_detail.html",
                 self._context(request, model),
-                status=400,
+                status=400 if isinstance(exc, ValidationError) else 409,
             )
-            return response
-        return redirect("models_registry:model-detail", name=model.name)
+        messages.success(
+            request,
+            f"Request #{approval.pk} opened: “{approval.title}”. The alias moves once "
+            f"{approval.quorum} reviewers approve it.",
+        )
+        return redirect("approval-detail", request_id=approval.pk)
 
 
 class VersionView(RestrictedViewMixin, View):

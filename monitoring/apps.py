@@ -2,6 +2,8 @@ from django.apps import AppConfig
 
 
 class MonitoringConfig(AppConfig):
+    """Outcomes, calibration watch, drift, alerts; registers its approval gates and kinds."""
+
     name = "monitoring"
     default_auto_field = "django.db.models.BigAutoField"
 
@@ -11,3 +13,7 @@ class MonitoringConfig(AppConfig):
         from .cards import card_sections_register
 
         card_sections_register()
+
+        from .approvals import approvals_register
+
+        approvals_register()

@@ -6,7 +6,7 @@ from django.urls import NoReverseMatch, reverse
 
 from annotation.models import Project
 from governance import access
-from governance.models import AuditEvent
+from governance.models import ApprovalRequest, AuditEvent
 from governance.selectors import user_theme
 from models_registry.models import RegisteredModel
 from monitoring.models import MetricPoint
@@ -18,6 +18,7 @@ NAV_ITEMS: list[tuple[str, str, type | None]] = [
     ("Projects", "annotation:project-list", Project),
     ("Models", "models_registry:model-list", RegisteredModel),
     ("Attunement", "monitoring:dashboard", MetricPoint),
+    ("Approvals", "approval-list", ApprovalRequest),
     ("Audit trail", "audit-list", AuditEvent),
     ("API docs", "api-docs", None),
 ]

@@ -1,12 +1,13 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from .views import AuditEventViewSet, me
+from .views import ApprovalRequestViewSet, AuditEventViewSet, me
 
 # No ``.json`` suffix routes: the API speaks JSON only, and the suffix variants of custom
 # actions (``projects/1/consensus.json``) answered 500 — the actions take no ``format``.
 router = DefaultRouter()
 router.include_format_suffixes = False
 router.register("audit-events", AuditEventViewSet, basename="audit-event")
+router.register("approval-requests", ApprovalRequestViewSet, basename="approval-request")
 
 urlpatterns = [path("me/", me, name="api-me"), *router.urls]

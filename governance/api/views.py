@@ -2,21 +2,34 @@ from axes.helpers import get_cool_off
 from django.contrib.auth.signals import user_logged_in
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, pagination
+from rest_framework import exceptions, mixins, pagination, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.decorators import api_view, permission_classes
+from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from governance import services
+from governance.approvals import approval_kind
 from governance.filters import AuditEventFilterSet
-from governance.models import AuditEvent
+from governance.models import ApprovalRequest, AuditEvent
 from governance.selectors import user_roles, user_theme
-from rlhf_platform.api import ClientAddressThrottle, RestrictedReadOnlyViewSet
+from rlhf_platform.api import (
+    ClientAddressThrottle,
+    RestrictedReadOnlyViewSet,
+    RestrictedViewSetMixin,
+)
+from rlhf_platform.openapi import CONFLICT
 from rlhf_platform.parsers import JSONParser
 
-from .serializers import AuditEventSerializer, MeSerializer
+from .serializers import (
+    ApprovalDecisionCreateSerializer,
+    ApprovalRequestCreateSerializer,
+    ApprovalRequestSerializer,
+    AuditEventSerializer,
+    MeSerializer,
+)
 
 
 class AuditEventPagination(pagination.CursorPagination):
@@ -88,3 +101,57 @@ class AuthTokenView(ObtainAuthToken):
         token, _ = Token.objects.get_or_create(user=user)
         user_logged_in.send(sender=type(user), request=request, user=user)
         return Response({"token": token.key})
+
+
+class ApprovalRequestViewSet(
+    RestrictedViewSetMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Approval requests for governed changes (alias moves, releases, rule and gate
+    changes), with their decisions and gate results; open one, or decide one."""
+
+    queryset = ApprovalRequest.objects.select_related(
+        "requested_by", "subject_type"
+    ).prefetch_related("decisions__reviewer", "gates")
+    serializer_class = ApprovalRequestSerializer
+    filterset_fields = ["kind", "status", "project_id"]
+    # Who decides is the request's policy (checked by the service): any reader may try.
+    action_permissions = {"decide": "view"}
+
+    @extend_schema(
+        request=ApprovalRequestCreateSerializer,
+        responses={201: ApprovalRequestSerializer, 409: CONFLICT},
+    )
+    def create(self, request, *args, **kwargs):
+        """Open a request; its gates are evaluated at once and stored with it."""
+        data = ApprovalRequestCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        kind = approval_kind(data.validated_data["kind"])
+        subject = kind.subject_find(data.validated_data["subject"])
+        if subject is None:
+            raise exceptions.ValidationError({"subject": ["no such object for this kind"]})
+        opened = services.approval_request_open(
+            kind=kind.key, subject=subject, payload=data.validated_data["payload"],
+            requested_by=request.user, justification=data.validated_data["justification"],
+        )  # fmt: skip
+        body = ApprovalRequestSerializer(self.get_queryset().get(pk=opened.pk)).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ApprovalDecisionCreateSerializer,
+        responses={200: ApprovalRequestSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def decide(self, request, pk=None):
+        """Approve, reject or request changes, with a rationale (403 for the requester
+        and for users the policy does not name; 409 when gates fail without an override)."""
+        approval = self.get_object()
+        data = ApprovalDecisionCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.approval_request_decide(
+            request=approval, reviewer=request.user, **data.validated_data
+        )
+        return Response(ApprovalRequestSerializer(self.get_queryset().get(pk=approval.pk)).data)

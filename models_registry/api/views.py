@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from governance import access
 from models_registry import cards, selectors, services
+from models_registry.approvals import refuse_direct_alias_move
 from models_registry.artifacts import ArtifactCorrupted
 from models_registry.models import (
     AliasChange,
@@ -24,8 +25,9 @@ from models_registry.models import (
     RegisteredModel,
     TrainingJob,
 )
-from rlhf_platform.api import RestrictedReadOnlyViewSet, RestrictedViewSetMixin
+from rlhf_platform.api import RestrictedReadOnlyViewSet, RestrictedViewSetMixin, error_body
 from rlhf_platform.errors import Conflict
+from rlhf_platform.openapi import error_response
 
 from . import serializers as s
 
@@ -59,39 +61,30 @@ class RegisteredModelViewSet(
 
     @extend_schema(methods=["GET"], responses=s.AliasChangeSerializer(many=True))
     @extend_schema(
-        methods=["POST"], request=s.AliasSetSerializer, responses={200: s.RegisteredModelSerializer}
+        methods=["POST"],
+        request=s.AliasSetSerializer,
+        responses={403: error_response("Always: aliases move through approved requests.")},
+        description="Refused, always: an alias moves only through an approved request "
+        "(POST /api/governance/approval-requests/ with kind model.promote, model.rollback "
+        "or model.revoke).  The refusal is audited.",
     )
     @action(detail=True, methods=["get", "post"])
     def aliases(self, request, pk=None):
-        """The aliases' history (GET), or move / remove an alias (POST; no version removes)."""
+        """The aliases' history (GET).  POST is refused: aliases move through approvals."""
         model = self.get_object()
         if request.method == "GET":
             page = self.paginate_queryset(selectors.alias_history(registered_model=model))
             return self.get_paginated_response(s.AliasChangeSerializer(page, many=True).data)
-        data = s.AliasSetSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        alias, reason = data.validated_data["alias"], data.validated_data["reason"]
-        if "version" in data.validated_data:
-            version = ModelVersion.objects.filter(
-                pk=data.validated_data["version"], registered_model=model
-            ).first()
-            if version is None:
-                raise ValidationError(
-                    {"version": [f"no version {data.validated_data['version']} of {model.name}"]}
-                )
-            services.model_alias_set(
-                registered_model=model,
-                alias=alias,
-                version=version,
-                user=request.user,
-                reason=reason,
-            )
-        else:
-            services.model_alias_remove(
-                registered_model=model, alias=alias, user=request.user, reason=reason
-            )
-        model = self.get_queryset().get(pk=model.pk)
-        return Response(s.RegisteredModelSerializer(model).data)
+        # Aliases move only through an approved request: refuse, audited, and say where.
+        body = request.data if isinstance(request.data, dict) else {}
+        message = refuse_direct_alias_move(
+            registered_model=model, channel="api", alias=body.get("alias"),
+            version=body.get("version"),
+        )  # fmt: skip
+        return Response(
+            error_body(status=403, code="approval_required", message=message, request=request),
+            status=403,
+        )
 
 
 class ModelVersionViewSet(RestrictedReadOnlyViewSet):
