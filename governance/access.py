@@ -184,3 +184,22 @@ def approval_reviewer_eligible(*, user, request, project) -> bool:
     if request.project_reviewers and project is not None:
         return user_can(user=user, action="review", obj=project)
     return False
+
+
+def approval_decider_require(*, user, request) -> None:
+    """Raise PermissionDenied unless ``user`` may decide the approval ``request``: never
+    its requester, and only a reviewer its policy names (:func:`approval_reviewer_eligible`,
+    with the subject's project as the kind's app finds it)."""
+    from .approvals import approval_kind
+
+    if user.pk == request.requested_by_id:
+        raise PermissionDenied("The requester may not decide their own request.")
+    try:
+        kind = approval_kind(request.kind)
+    except LookupError as exc:
+        raise PermissionDenied("This kind of request can no longer be decided.") from exc
+    model = request.subject_type.model_class()
+    subject = model._default_manager.filter(pk=request.subject_id).first() if model else None
+    project = kind.project_of(subject) if subject is not None else None
+    if not approval_reviewer_eligible(user=user, request=request, project=project):
+        raise PermissionDenied("You are not one of this request's reviewers.")

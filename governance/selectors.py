@@ -417,30 +417,25 @@ def approval_evidence(*, request: ApprovalRequest) -> list[dict[str, Any]]:
 
 
 def approval_reviewer_state(*, request: ApprovalRequest, user) -> dict[str, Any]:
-    """What this user may do on the request and why not, in plain words."""
-    from .approvals import approval_kind
+    """What this user may do on the request and, if nothing, why — in plain words."""
+    from django.core.exceptions import PermissionDenied
 
-    if not request.is_open:
-        return {
-            "can_decide": False,
-            "reason": f"This request is {request.get_status_display().lower()}.",
-        }
     if request.requested_by_id == user.pk:
         return {
             "can_decide": False,
             "reason": "You asked for this change, so you cannot decide it.",
         }
+    if not request.is_open:
+        return {
+            "can_decide": False,
+            "reason": f"This request is {request.get_status_display().lower()}.",
+        }
+    try:
+        access.approval_decider_require(user=user, request=request)
+    except PermissionDenied as exc:
+        return {"can_decide": False, "reason": str(exc)}
     if request.decisions.filter(reviewer=user).exists():
         return {"can_decide": False, "reason": "You have already decided this request."}
-    try:
-        kind = approval_kind(request.kind)
-    except LookupError:
-        return {"can_decide": False, "reason": "This kind of request is no longer available."}
-    model = request.subject_type.model_class()
-    subject = model._default_manager.filter(pk=request.subject_id).first() if model else None
-    project = kind.project_of(subject) if subject is not None else None
-    if not access.approval_reviewer_eligible(user=user, request=request, project=project):
-        return {"can_decide": False, "reason": "You are not one of this request's reviewers."}
     return {
         "can_decide": True,
         "reason": "",

@@ -705,35 +705,30 @@ def approval_request_decide(
 
 
 def _decide(*, request_id, reviewer, verdict, rationale, override_rationale):
-    from .access import approval_reviewer_eligible, user_in_group
+    from .access import approval_decider_require, user_in_group
 
     request = (
         ApprovalRequest.objects.select_for_update()
         .select_related("requested_by", "subject_type")
         .get(pk=request_id)
     )
+    approval_decider_require(request=request, user=reviewer)
     now = timezone.now()
     if request.status == ApprovalRequest.Status.PENDING and request.expires_at <= now:
         _request_expire(request, now)
         # The expiry is kept: answer after this transaction commits.
-        return None, Conflict(
-            f"status: this request expired at {request.expires_at:%Y-%m-%d %H:%M}"
-        )
+        expired_at = f"{request.expires_at:%Y-%m-%d %H:%M}"
+        return None, Conflict(f"status: this request expired at {expired_at} UTC")
     if request.status != ApprovalRequest.Status.PENDING:
         raise Conflict(f"status: this request is {request.get_status_display().lower()}")
-    if reviewer.pk == request.requested_by_id:
-        raise PermissionDenied("The requester may not decide their own request.")
-    kind = approval_kind(request.kind)
-    subject = approval_subject(request=request)
-    project = kind.project_of(subject) if subject is not None else None
-    if not approval_reviewer_eligible(user=reviewer, request=request, project=project):
-        raise PermissionDenied("You are not a reviewer of this kind of request.")
     if verdict not in ApprovalDecision.Verdict.values:
         choices = ", ".join(ApprovalDecision.Verdict.values)
         raise ValidationError({"verdict": [f"must be one of {choices}"]})
     rationale = _justification_clean(rationale, "rationale")
     if request.decisions.filter(reviewer=reviewer).exists():
         raise Conflict("reviewer: you have already decided this request")
+    kind = approval_kind(request.kind)
+    subject = approval_subject(request=request)
     approvals = request.decisions.filter(verdict=ApprovalDecision.Verdict.APPROVE).count()
     gate_override = False
     results: list[GateResult] = []

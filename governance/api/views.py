@@ -10,7 +10,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from governance import services
+from governance import access, services
 from governance.approvals import approval_kind
 from governance.filters import AuditEventFilterSet
 from governance.models import ApprovalRequest, AuditEvent
@@ -149,6 +149,8 @@ class ApprovalRequestViewSet(
         """Approve, reject or request changes, with a rationale (403 for the requester
         and for users the policy does not name; 409 when gates fail without an override)."""
         approval = self.get_object()
+        # Who may not decide hears so before anything about the body.
+        access.approval_decider_require(user=request.user, request=approval)
         data = ApprovalDecisionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.approval_request_decide(

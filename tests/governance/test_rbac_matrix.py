@@ -55,7 +55,7 @@ from rest_framework.authtoken.models import Token
 from annotation import exports, services
 from annotation.consensus import consensus_recompute
 from annotation.models import Adjudication, DatasetSnapshot, ImportJob, Item, Project
-from governance.models import AuditEvent, UserPreference, WorkerHeartbeat
+from governance.models import ApprovalRequest, AuditEvent, UserPreference, WorkerHeartbeat
 from models_registry.models import ModelVersion, Prediction, RegisteredModel, TrainingJob
 from monitoring.models import Alert, DriftReport
 from tests.annotation.conftest import label, pairs
@@ -81,6 +81,10 @@ EXPORT = "ada rosa"  # datasets: they hold every annotator's answers and the gol
 MODEL_READERS = "ada rosa eve"  # registered models, versions, aliases: the promotion evidence
 TRAIN = "ada rosa"  # training jobs, base models, predictions, moving aliases
 WATCH = "ada rosa vic"  # monitoring: metric points, detectors, drift, alerts
+APPROVAL_READERS = "ada rosa rex eve"  # the approval queue: requesters, reviewers, committee
+# Deciding the world's open request (Rosa asked): the committee, the reviewer of its
+# project, admins; never its requester.
+DECIDE = "ada rex eve"
 
 # fmt: off
 ROUTES: dict[str, dict[str, str]] = {
@@ -91,6 +95,8 @@ ROUTES: dict[str, dict[str, str]] = {
     "accounts/login/":                                     {"GET": ANYONE, "POST": ANYONE, "PUT": ANYONE},
     "accounts/logout/":                                    {"POST": ANYONE},
     "governance/audit/":                                   {"GET": AUDITORS},
+    "governance/approvals/":                               {"GET": APPROVAL_READERS},
+    "governance/approvals/<request_id>/":                  {"GET": APPROVAL_READERS, "POST": DECIDE},
     "annotation/":                                         {"GET": SIGNED_IN, "POST": CREATORS},
     "annotation/projects/<project_id>/":                   {"GET": MEMBERS},
     "annotation/projects/<project_id>/queue/":             {"GET": ANNOTATE},
@@ -125,6 +131,9 @@ ROUTES: dict[str, dict[str, str]] = {
     "api/governance/me/":                                  {"GET": SIGNED_IN},
     "api/governance/audit-events/":                        {"GET": AUDITORS},
     "api/governance/audit-events/<sequence>/":             {"GET": AUDITORS},
+    "api/governance/approval-requests/":                   {"GET": APPROVAL_READERS, "POST": "ada rosa"},
+    "api/governance/approval-requests/<pk>/":              {"GET": APPROVAL_READERS},
+    "api/governance/approval-requests/<pk>/decide/":       {"POST": DECIDE},
     "api/annotation/":                                     {"GET": SIGNED_IN},
     "api/annotation/projects/":                            {"GET": SIGNED_IN, "POST": CREATORS},
     "api/annotation/projects/<pk>/":                       {"GET": MEMBERS, "PUT": CHANGE, "PATCH": CHANGE},
@@ -159,7 +168,8 @@ ROUTES: dict[str, dict[str, str]] = {
     "api/models/":                                         {"GET": SIGNED_IN},
     "api/models/registered/":                              {"GET": MODEL_READERS, "POST": TRAIN},
     "api/models/registered/<pk>/":                         {"GET": MODEL_READERS},
-    "api/models/registered/<pk>/aliases/":                 {"GET": MODEL_READERS, "POST": TRAIN},
+    # POST always refused (audited): aliases move only through approved requests.
+    "api/models/registered/<pk>/aliases/":                 {"GET": MODEL_READERS, "POST": NO_ONE},
     "api/models/versions/":                                {"GET": MODEL_READERS},
     "api/models/versions/compare/":                        {"GET": MODEL_READERS},
     "api/models/versions/<pk>/":                           {"GET": MODEL_READERS},
@@ -198,6 +208,21 @@ ROUTES: dict[str, dict[str, str]] = {
     "admin/governance/outboxmessage/add/":                 {"GET": NO_ONE, "POST": NO_ONE},
     "admin/governance/outboxmessage/<object_id>/change/":  {"GET": ADMINS, "POST": NO_ONE},
     "admin/governance/outboxmessage/<object_id>/delete/":  {"GET": NO_ONE, "POST": NO_ONE},
+    # Approvals change through their services (opened, decided, expired); gate thresholds
+    # through approved requests: read-only here.  Approval policies are edited by admins.
+    "admin/governance/approvalrequest/add/":               {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/approvalrequest/<object_id>/change/": {"GET": ADMINS, "POST": NO_ONE},
+    "admin/governance/approvalrequest/<object_id>/delete/": {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/approvaldecision/add/":              {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/approvaldecision/<object_id>/change/": {"GET": ADMINS, "POST": NO_ONE},
+    "admin/governance/approvaldecision/<object_id>/delete/": {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/gateresult/add/":                    {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/gateresult/<object_id>/change/":     {"GET": ADMINS, "POST": NO_ONE},
+    "admin/governance/gateresult/<object_id>/delete/":     {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/gatepolicy/add/":                    {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/gatepolicy/<object_id>/change/":     {"GET": ADMINS, "POST": NO_ONE},
+    "admin/governance/gatepolicy/<object_id>/delete/":     {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/approvalpolicy/<object_id>/delete/": {"GET": NO_ONE, "POST": NO_ONE},
     "admin/axes/accessattempt/add/":                       {"GET": NO_ONE, "POST": NO_ONE},
     "admin/axes/accesslog/add/":                           {"GET": NO_ONE, "POST": NO_ONE},
     "admin/axes/accessfailurelog/add/":                    {"GET": NO_ONE, "POST": NO_ONE},
@@ -364,6 +389,8 @@ class World:
             return str(Alert.objects.order_by("pk").first().pk)
         if name == "report_id":
             return str(DriftReport.objects.order_by("pk").first().pk)
+        if name == "request_id":
+            return str(ApprovalRequest.objects.order_by("pk").first().pk)
         raise AssertionError(f"{route.path}: no value for <{name}>; add it to World.value")
 
     def sides(self, route: Route) -> list[str]:
@@ -457,6 +484,30 @@ def _build_registry(users: dict[str, Any], snapshot: DatasetSnapshot) -> None:
         version=version, text_sha256="0" * 64, reward_a=1.0, reward_b=0.0, margin=1.0, p_a=0.7
     )
     _build_monitoring(users, version, prediction)
+    _build_approvals(users, version)
+
+
+def _build_approvals(users: dict[str, Any], version: ModelVersion) -> None:
+    """An open request (Rosa asks to promote the version to staging; the first request, so
+    the one the routes name), a closed one with a decision, and the policies' rows."""
+    from governance import services as governance_services
+
+    rosa = users["rosa"]
+    governance_services.approval_request_open(
+        kind="model.promote", subject=version, payload={"alias": "staging"},
+        requested_by=rosa, justification="matrix",
+    )  # fmt: skip
+    closed = governance_services.approval_request_open(
+        kind="model.revoke", subject=version, payload={"alias": "production"},
+        requested_by=rosa, justification="matrix",
+    )  # fmt: skip
+    governance_services.approval_request_decide(
+        request=closed, reviewer=users["eve"], verdict="request_changes", rationale="matrix"
+    )
+    governance_services.gate_policy_set(
+        kind="model.promote", gate="heldout_accuracy", threshold=0.6
+    )
+    governance_services.approval_policy_set(kind="model.promote", quorum=2)
 
 
 def _build_monitoring(users: dict[str, Any], version: ModelVersion, prediction) -> None:

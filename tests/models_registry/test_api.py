@@ -111,24 +111,44 @@ def test_predict_returns_calibrated_probabilities_and_stores_them(api_as, rosa, 
 
 
 def test_predict_through_an_alias(api_as, rosa, version):
-    response = api_as(rosa).post(
-        f"{BASE}/registered/{version.registered_model_id}/aliases/",
-        {"alias": "production", "version": version.pk, "reason": "first"},
-    )
-    assert response.status_code == 200 and response.json()["aliases"][0]["ref"] == "tiny-rm@1"
+    """Aliases move through approvals (tests/governance); here one is set by the service."""
+    from models_registry import services as registry_services
+
+    registry_services.model_alias_set(
+        registered_model=version.registered_model, alias="production", version=version,
+        user=rosa, reason="first",
+    )  # fmt: skip
     pairs = [{"prompt": "p", "response_a": "a", "response_b": "b"}]
     assert (
         api_as(rosa).post(f"{BASE}/tiny-rm:production/predict", {"pairs": pairs}).status_code == 200
     )
     history = api_as(rosa).get(f"{BASE}/registered/{version.registered_model_id}/aliases/").json()
     assert [c["to_version"] for c in history["results"]] == [version.pk]
-    removed = api_as(rosa).post(
-        f"{BASE}/registered/{version.registered_model_id}/aliases/", {"alias": "production"}
+    registry_services.model_alias_remove(
+        registered_model=version.registered_model, alias="production", user=rosa
     )
-    assert removed.json()["aliases"] == []
     assert (
         api_as(rosa).post(f"{BASE}/tiny-rm:production/predict", {"pairs": pairs}).status_code == 404
     )
+
+
+def test_a_direct_alias_move_is_refused_and_audited(api_as, rosa, ada, version):
+    from governance.models import AuditEvent
+
+    for user, body in ((rosa, {"alias": "production", "version": version.pk, "reason": "now"}),
+                       (ada, {"alias": "production"})):  # fmt: skip
+        response = api_as(user).post(
+            f"{BASE}/registered/{version.registered_model_id}/aliases/", body
+        )
+        assert response.status_code == 403, response.json()
+        error = response.json()["error"]
+        assert error["code"] == "approval_required"
+        assert "/governance/approvals/" in error["message"] and "model.promote" in error["message"]
+    assert not version.registered_model.aliases.exists()
+    refused = AuditEvent.objects.filter(action="approval.bypass_refused").order_by("sequence")
+    assert [(e.actor_username, e.after["channel"], e.after["alias"]) for e in refused] == [
+        ("rosa", "api", "production"), ("ada", "api", "production"),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -50,17 +50,45 @@ def test_a_researcher_sees_models_versions_and_lineage(client, password, rosa, v
     assert "tiny-rm@1" in detail and 'data-testid="alias-history"' in detail
 
 
-def test_aliases_move_from_the_model_page(client, password, rosa, version):
+def test_the_model_page_asks_for_an_alias_move(client, password, rosa, eve, version):
+    """The form opens an approval request; the alias moves only once it is approved."""
+    from governance import services as governance_services
+    from governance.models import ApprovalRequest
+    from tests.factories import UserFactory
+
+    # A tiny model trained for seconds on one annotator's labels fails the quality gates,
+    # which are not under test here: turn them off for this promotion.
+    for gate in ("heldout_accuracy", "calibrated_ece", "snapshot_alpha"):
+        governance_services.gate_policy_set(
+            kind="model.promote", gate=gate, threshold=None, enabled=False
+        )
     login(client, rosa, password)
     response = client.post(
         "/models/tiny-rm/", {"alias": "staging", "version": version.pk, "reason": "ok"}
     )
-    assert response.status_code == 302
+    request = ApprovalRequest.objects.get()
+    assert (
+        response.status_code == 302
+        and response["Location"] == f"/governance/approvals/{request.pk}/"
+    )
+    assert (request.kind, request.payload, request.requested_by) == (
+        "model.promote", {"alias": "staging"}, rosa,
+    )  # fmt: skip
+    assert not ModelAlias.objects.exists()
+    for reviewer in (eve, UserFactory(username="ethan", roles=["ethics_committee"])):
+        governance_services.approval_request_decide(
+            request=request, reviewer=reviewer, verdict="approve", rationale="ok"
+        )
+    request.refresh_from_db()
+    assert request.status == "executed"
     assert ModelAlias.objects.get(name="staging").version == version
-    bad = client.post("/models/tiny-rm/", {"alias": "Bad Alias", "version": version.pk})
+    bad = client.post(
+        "/models/tiny-rm/", {"alias": "Bad Alias", "version": version.pk, "reason": "x"}
+    )
     assert bad.status_code == 400
-    page = client.get("/models/tiny-rm/").content.decode()
-    assert "staging" in page and "(removed)" not in page
+    missing_reason = client.post("/models/tiny-rm/", {"alias": "candidate", "version": version.pk})
+    assert missing_reason.status_code == 400
+    assert "justification" in missing_reason.content.decode()
 
 
 def test_the_training_form_starts_a_job_from_a_snapshot(
