@@ -366,6 +366,9 @@ class ApprovalDecision(models.Model):
     verdict = models.CharField(max_length=20, choices=Verdict.choices)
     rationale = EncryptedTextField()
     gate_override = models.BooleanField(default=False)
+    # The gates this override covers: a later approval may pass them, not a gate that
+    # turns red afterwards.
+    overridden_gates = models.JSONField(default=list, blank=True)
     override_rationale = EncryptedTextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -732,33 +732,45 @@ def _decide(*, request_id, reviewer, verdict, rationale, override_rationale):
     approvals = request.decisions.filter(verdict=ApprovalDecision.Verdict.APPROVE).count()
     gate_override = False
     results: list[GateResult] = []
+    failing: list[GateResult] = []
     if verdict == ApprovalDecision.Verdict.APPROVE:
         if approvals + 1 >= request.quorum:
             results = gates_evaluate(request=request, stage=GateResult.Stage.APPROVAL)
         else:
             results = list(request.gates.filter(stage=GateResult.Stage.OPEN))
-        failed = [r.label for r in results if not r.passed]
-        if failed:
+        # Failing gates that an earlier override on this request already covers do not
+        # block the other reviewers; a gate that turned red since does.
+        covered = {
+            gate
+            for gates in request.decisions.filter(gate_override=True).values_list(
+                "overridden_gates", flat=True
+            )
+            for gate in gates
+        }
+        failing = [r for r in results if not r.passed and r.gate not in covered]
+        if failing:
             text = override_rationale.strip() if isinstance(override_rationale, str) else ""
             if not (text and user_in_group(user=reviewer, group=request.override_group)):
+                labels = [r.label for r in failing]
                 audit_event_record(
                     action="approval.gates_blocked", obj=request,
-                    after={"reviewer": reviewer.get_username(), "failed": failed,
+                    after={"reviewer": reviewer.get_username(), "failed": [r.gate for r in failing],
                            "gates": _gates_summary(results)},
                 )  # fmt: skip
-                return None, GatesBlocked(failed, request.override_group)
+                return None, GatesBlocked(labels, request.override_group)
             override_rationale = _justification_clean(text, "override_rationale")
             gate_override = True
     decision = ApprovalDecision.objects.create(
         request=request, reviewer=reviewer, verdict=verdict, rationale=rationale,
         gate_override=gate_override,
+        overridden_gates=[r.gate for r in failing] if gate_override else [],
         override_rationale=override_rationale if gate_override else "",
     )  # fmt: skip
     if gate_override:
         audit_event_record(
             action="approval.gate_override", obj=request,
             after={"reviewer": reviewer.get_username(), "role": request.override_group,
-                   "failed": [r.gate for r in results if not r.passed]},
+                   "failed": decision.overridden_gates},
         )  # fmt: skip
     before = request.status
     rejections = request.decisions.filter(verdict=ApprovalDecision.Verdict.REJECT).count()

@@ -4,8 +4,13 @@ from celery import shared_task
 
 from rlhf_platform import request_context
 
-from .outbox import outbox_prune
-from .services import audit_checkpoint_write, audit_event_record, worker_heartbeats_prune
+from .outbox import outbox_prune, outbox_task_enqueue
+from .services import (
+    approval_requests_expire,
+    audit_checkpoint_write,
+    audit_event_record,
+    worker_heartbeats_prune,
+)
 
 
 @shared_task(
@@ -36,3 +41,31 @@ def outbox_prune_task() -> int:
     """Delete outbox rows sent more than a week ago, and heartbeats of long-gone worker
     instances (scheduled by beat)."""
     return outbox_prune() + worker_heartbeats_prune()
+
+
+@shared_task(name="governance.approval_requests_expire", time_limit=300, soft_time_limit=280)
+def approval_requests_expire_task() -> int:
+    """Close pending approval requests past their expiry (scheduled by beat)."""
+    with request_context.bind(request_id_value="beat-approvals-expire"):
+        return approval_requests_expire()
+
+
+DEMO_PROMOTE_ATTEMPTS = 60  # every 20 s: the demo model trains within a few minutes
+
+
+@shared_task(name="governance.demo_promote", time_limit=120, soft_time_limit=100)
+def demo_promote(attempt: int = 0) -> str:
+    """Promote the demo model once the worker has trained it (queued by ``demo_setup``);
+    until then, try again in 20 s (a bounded number of times)."""
+    from django.db import transaction
+
+    from rlhf_platform.demo import demo_promotion
+
+    state = demo_promotion()
+    if state == "waiting" and attempt < DEMO_PROMOTE_ATTEMPTS:
+        with transaction.atomic():
+            outbox_task_enqueue(
+                task="governance.demo_promote", kwargs={"attempt": attempt + 1}, delay=20,
+                dedupe_key="demo-promote",
+            )  # fmt: skip
+    return state

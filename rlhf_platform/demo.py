@@ -1,6 +1,7 @@
 """The demo workspace that ``make run`` loads: demo users for every role, the demo
-annotation project, and a reward model the worker trains on its labels.  Idempotent:
-running it again changes nothing."""
+annotation project, a reward model the worker trains on its labels, and that model's
+promotion to ``production`` through an approved request.  Idempotent: running it again
+changes nothing."""
 
 from __future__ import annotations
 
@@ -166,6 +167,68 @@ def _demo_model(users: dict[str, object]) -> None:
     )  # fmt: skip
 
 
+DEMO_PROMOTION_REASON = (
+    "The demo reward model, trained on the demo project's labels: make it the production "
+    "model so predictions and monitoring have something to watch."
+)
+DEMO_OVERRIDE_REASON = (
+    "Demo only: the demo project has few labels yet (two annotators on about 40 items), so "
+    "the quality checks have too little data. Accepted for the walkthrough, not for real use."
+)
+
+
+def demo_promotion() -> str:
+    """The demo model's ``production`` alias, through a real approval request: the demo
+    researcher asks, the admin and the ethics committee member approve (the admin, who
+    holds the gate-override role, overrides the checks the small demo data fails, with a
+    rationale).  Returns ``waiting`` (no version yet), ``failed`` (training failed),
+    ``opened`` or ``done``; idempotent."""
+    from governance import services as governance_services
+    from governance.models import ApprovalRequest
+    from models_registry.models import ModelVersion, TrainingJob
+    from rlhf_platform import request_context
+
+    version = (
+        ModelVersion.objects.filter(registered_model__name=DEMO_MODEL).order_by("number").first()
+    )
+    if version is None:
+        jobs = TrainingJob.objects.filter(registered_model__name=DEMO_MODEL)
+        finished = jobs.exists() and not jobs.exclude(status__in=TrainingJob.FINISHED).exists()
+        return "failed" if finished else "waiting"
+    if ApprovalRequest.objects.filter(kind="model.promote", subject_id=str(version.pk)).exists():
+        return "done"
+    users = {u.username: u for u in get_user_model().objects.filter(
+        username__in=("researcher", "admin", "ethics"))}  # fmt: skip
+    with transaction.atomic():
+        with request_context.bind(request_id_value="demo-promotion", user=users["researcher"]):
+            request = governance_services.approval_request_open(
+                kind="model.promote", subject=version, payload={"alias": "production"},
+                requested_by=users["researcher"], justification=DEMO_PROMOTION_REASON,
+            )  # fmt: skip
+        failing = request.gates.filter(passed=False).exists()
+        override = DEMO_OVERRIDE_REASON if failing else ""
+        for username in ("admin", "ethics"):
+            with request_context.bind(request_id_value="demo-promotion", user=users[username]):
+                governance_services.approval_request_decide(
+                    request=request, reviewer=users[username], verdict="approve",
+                    rationale="Demo walkthrough: evidence read on the request page.",
+                    override_rationale=override if username == "admin" else "",
+                )  # fmt: skip
+    return "done"
+
+
+def _demo_promotion_schedule() -> None:
+    """Promote now if the demo model is trained, else ask a worker to try shortly (the
+    worker trains it within a minute of ``make run``)."""
+    from governance.outbox import outbox_task_enqueue
+
+    if demo_promotion() == "waiting":
+        outbox_task_enqueue(
+            task="governance.demo_promote", kwargs={"attempt": 0}, delay=20,
+            dedupe_key="demo-promote",
+        )  # fmt: skip
+
+
 @transaction.atomic
 def demo_workspace_load() -> list[DemoUser]:
     """Create the demo users and the demo project if they do not exist; return the logins."""
@@ -190,4 +253,5 @@ def demo_workspace_load() -> list[DemoUser]:
     }
     _demo_project(users)
     _demo_model(users)
+    _demo_promotion_schedule()
     return list(DEMO_USERS)

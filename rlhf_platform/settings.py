@@ -239,6 +239,11 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "governance.outbox_prune",
         "schedule": 3600.0,
     },
+    # Approval requests past their expiry close (and their requesters hear of it).
+    "governance-approvals-expire": {
+        "task": "governance.approval_requests_expire",
+        "schedule": 300.0,
+    },
     "models-reap-abandoned-training": {
         "task": "models_registry.training_jobs_reap",
         "schedule": 60.0,

@@ -438,3 +438,20 @@ def test_gate_results_are_stored_with_their_values(rosa, version):
         "passed": True, "value": 0.8, "threshold": 0.6,
     }  # fmt: skip
     assert ModelAlias.objects.count() == 0
+
+
+def test_an_override_covers_its_gates_for_the_other_reviewers_not_new_ones(
+    rosa, eve, ethan, ada, snapshot, base
+):
+    weak = version_make(snapshot=snapshot, base=base, accuracy=0.55, name="weak-rm")
+    request = promote(weak, rosa)
+    decision = approve(request, ada, override_rationale="Small eval set; accepted for a pilot.")
+    assert decision.overridden_gates == ["heldout_accuracy"]
+    _critical_alert(weak)  # a new gate turns red before the deciding approval
+    with pytest.raises(services.GatesBlocked, match="No critical alert") as caught:
+        approve(request, eve)
+    assert caught.value.failed == ["No critical alert firing for the alias"]
+    Alert.objects.update(state="resolved")
+    approve(request, ethan)  # only the overridden gate fails now: Ethan's approval counts
+    request.refresh_from_db()
+    assert request.status == "executed"
