@@ -363,12 +363,19 @@ def user_roles(*, user) -> list[str]:
 # -- Approvals ------------------------------------------------------------------------------
 
 
+LIST_FIELDS = ("id", "kind", "title", "status", "project_id", "created_at", "expires_at",
+               "requested_by__username", "requested_by__id")  # fmt: skip
+
+
 def approval_request_list(
     *, user, kind: str = "", project_id: int | None = None, status: str = ""
 ) -> QuerySet[ApprovalRequest]:
     """Requests the user may see (``governance.access``), newest first, filtered."""
+    # The list shows what the queue page and the API list need to find a request: the
+    # encrypted reasons and the JSON columns are read on the request's own page only.
     queryset = access.queryset_restrict(
-        queryset=ApprovalRequest.objects.select_related("requested_by"), user=user
+        queryset=ApprovalRequest.objects.select_related("requested_by").only(*LIST_FIELDS),
+        user=user,
     )
     if kind:
         queryset = queryset.filter(kind=kind)

@@ -85,6 +85,13 @@ class ApprovalQueueView(RestrictedViewMixin, ListView):
         context = super().get_context_data(**kwargs)
         query = self.request.GET.copy()
         query.pop("page", None)
+        # Times are formatted here, once per row: the template's date filter (locale and
+        # time-zone lookups per call) was most of this page's time with 50 rows.
+        for item in context["requests"]:
+            item.times = {
+                name: (value.isoformat(), value.strftime("%Y-%m-%d %H:%M"))
+                for name, value in (("opened", item.created_at), ("expires", item.expires_at))
+            }
         context.update(
             filters=self.filters,
             errors=self.errors,
