@@ -10,13 +10,15 @@ Pages, each requested ``--repeat`` times by a signed-in member of the ethics com
 through Django's test client (the whole stack: middleware, access checks, templates):
 
 empty_queue     /governance/approvals/ before any request exists (the baseline)
-audit_trail     /governance/audit/, an existing page of the same shape (50 rows a page)
+audit_trail     /governance/audit/ with as many audit events as requests: an existing page
+                of the same shape (a filtered, paginated table of 50 rows)
 queue_pending   /governance/approvals/ with --requests stored (default filter: pending)
 queue_all       /governance/approvals/?status=all
 queue_filtered  /governance/approvals/?status=all&kind=model.promote&project=<id>
 request_page    /governance/approvals/<id>/ (evidence, gates, decision form)
 
-Ratios compare each page with the empty queue measured in the same run.
+Ratios compare each page with the empty queue and with the audit trail, measured in the
+same run.
 """
 
 from __future__ import annotations
@@ -164,6 +166,12 @@ def main() -> None:
     services.approval_request_decide(
         request=real, reviewer=users["ethan"], verdict="approve", rationale="bench"
     )
+    log(f"recording {args.requests} audit events (the audit trail's rows)")
+    from django.db import transaction
+
+    with transaction.atomic():
+        for i in range(args.requests - AuditEvent.objects.count()):
+            services.audit_event_record(action="bench.event", object_type="bench", object_id=i)
     log(f"storing {args.requests} requests")
     started = time.perf_counter()
     requests_store(template=real, n=args.requests - 1)
@@ -181,7 +189,7 @@ def main() -> None:
         args.repeat,
     )  # fmt: skip
     pages["request_page"] = timed_get(client, f"/governance/approvals/{real.pk}/", args.repeat)
-    baseline = pages["empty_queue"]["p95_ms"]
+    baseline, audit = pages["empty_queue"]["p95_ms"], pages["audit_trail"]["p95_ms"]
     report = {
         "benchmark": "review_queue",
         "database": database,
@@ -194,7 +202,10 @@ def main() -> None:
         "p95_ratio_to_empty_queue": {
             name: round(page["p95_ms"] / baseline, 2) for name, page in pages.items()
         },
-        "goal": "queue p95 with 10,000 requests < 200 ms and within 2x of the empty queue",
+        "p95_ratio_to_audit_trail": {
+            name: round(page["p95_ms"] / audit, 2) for name, page in pages.items()
+        },
+        "goal": "queue p95 with 10,000 requests < 200 ms, within 1.5x of the audit trail",
     }
     print(json.dumps(report, indent=2))
 

@@ -27,6 +27,19 @@ class RelationsAuditedOnceMixin:
             super().save_related(request, form, formsets, change)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """View only: no add, change or delete (records written only by their services)."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 admin.site.unregister(get_user_model())
 admin.site.unregister(Group)
 
@@ -42,7 +55,7 @@ class AttuneGroupAdmin(RelationsAuditedOnceMixin, GroupAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: the audit trail is append-only and written only by the audit service."""
 
     list_display = (
@@ -59,15 +72,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     date_hierarchy = "timestamp"
     ordering = ("-sequence",)
     show_full_result_count = False  # COUNT(*) on millions of rows is slow
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(WorkerHeartbeat)
@@ -108,19 +112,8 @@ class UserPreferenceAdmin(admin.ModelAdmin):
     search_fields = ("user__username",)
 
 
-class _ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(_ReadOnly):
+class ApprovalRequestAdmin(ReadOnlyAdmin):
     """Requests change only through their services (opened, decided, expired): shown here."""
 
     list_display = ("id", "kind", "title", "requested_by", "status", "created_at", "expires_at")
@@ -130,18 +123,18 @@ class ApprovalRequestAdmin(_ReadOnly):
 
 
 @admin.register(ApprovalDecision)
-class ApprovalDecisionAdmin(_ReadOnly):
+class ApprovalDecisionAdmin(ReadOnlyAdmin):
     list_display = ("id", "request", "reviewer", "verdict", "gate_override", "created_at")
     exclude = ("rationale", "override_rationale")
 
 
 @admin.register(GateResult)
-class GateResultAdmin(_ReadOnly):
+class GateResultAdmin(ReadOnlyAdmin):
     list_display = ("request", "stage", "gate", "passed", "value", "threshold", "evaluated_at")
 
 
 @admin.register(GatePolicy)
-class GatePolicyAdmin(_ReadOnly):
+class GatePolicyAdmin(ReadOnlyAdmin):
     """Gate thresholds change through an approved ``gate_policy.change`` request."""
 
     list_display = ("kind", "project_id", "gate", "threshold", "enabled", "updated_at")

@@ -6,6 +6,8 @@ Every change to the registry goes through its services, which validate and audit
 from django.contrib import admin
 from django.http import HttpResponseForbidden
 
+from governance.admin import ReadOnlyAdmin
+
 from .approvals import refuse_direct_alias_move
 from .models import (
     AliasChange,
@@ -18,19 +20,6 @@ from .models import (
     RegisteredModel,
     TrainingJob,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """View only: no add, change or delete."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(BaseModel)
