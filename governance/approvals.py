@@ -174,7 +174,9 @@ def _gate_policy_get(value: str) -> Model | None:
     from .services import gate_policy_ensure
 
     parts = value.strip().split("/")
-    if len(parts) not in (2, 3) or (len(parts) == 3 and not parts[2].isdigit()):
+    if len(parts) not in (2, 3):
+        return None
+    if len(parts) == 3 and not (parts[2].isdigit() and len(parts[2]) <= 18):
         return None
     kind = _KINDS.get(parts[0])
     gate = next((g for g in kind.gates if g.key == parts[1]), None) if kind else None

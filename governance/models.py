@@ -338,8 +338,11 @@ class ApprovalRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The queue's orders: by status (the default view), all, and within a project.
         indexes = [
-            models.Index(fields=["status", "-created_at"], name="approval_queue"),
+            models.Index(fields=["status", "-created_at", "-id"], name="approval_queue"),
+            models.Index(fields=["-created_at", "-id"], name="approval_recent"),
+            models.Index(fields=["project_id", "-created_at", "-id"], name="approval_project"),
             models.Index(fields=["subject_type", "subject_id"], name="approval_subject"),
         ]
 

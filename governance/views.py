@@ -87,7 +87,9 @@ class ApprovalQueueView(RestrictedViewMixin, ListView):
         query.pop("page", None)
         # Times are formatted here, once per row: the template's date filter (locale and
         # time-zone lookups per call) was most of this page's time with 50 rows.
+        labels = dict(ApprovalRequest.Status.choices)
         for item in context["requests"]:
+            item.status_label = labels.get(item.status, item.status)
             item.times = {
                 name: (value.isoformat(), value.strftime("%Y-%m-%d %H:%M"))
                 for name, value in (("opened", item.created_at), ("expires", item.expires_at))
