@@ -135,6 +135,12 @@ def snapshot_alpha(version: ModelVersion, payload: dict) -> GateMeasure:
     )
 
 
+def model_card_present(version: ModelVersion, payload: dict) -> GateMeasure:
+    """The version has a model card whose intended use and limitations are written."""
+    check = selectors.model_card_gate_check(version=version)
+    return GateMeasure(value=check["value"], detail=check["detail"], passed=check["passed"])
+
+
 GATES = [
     Gate(key="heldout_accuracy", label="Held-out accuracy", measure=heldout_accuracy,
          comparator=">=", default_threshold=0.6),
@@ -142,6 +148,8 @@ GATES = [
          measure=calibrated_ece, comparator="<=", default_threshold=0.1),
     Gate(key="snapshot_alpha", label="Annotator agreement (α) of the training data",
          measure=snapshot_alpha, comparator=">=", default_threshold=0.4),
+    Gate(key="model_card", label="Model card written (intended use and limitations)",
+         measure=model_card_present),
 ]  # fmt: skip
 
 
@@ -199,6 +207,10 @@ def _lineage_context(version: ModelVersion, payload: dict) -> dict[str, Any]:
             "agreement": (lineage["snapshot"].get("agreement") or {})}  # fmt: skip
 
 
+def _card_context(version: ModelVersion, payload: dict) -> dict[str, Any]:
+    return {"version": version, "card": selectors.model_card_current(version=version)}
+
+
 def _evidence(*, with_metrics: bool = True) -> list[EvidenceSection]:
     sections = [
         EvidenceSection(key="change", title="What changes",
@@ -216,6 +228,10 @@ def _evidence(*, with_metrics: bool = True) -> list[EvidenceSection]:
     sections.append(
         EvidenceSection(key="lineage", title="Where it came from: data and annotators",
                         template="models_registry/evidence/lineage.html", context=_lineage_context)
+    )  # fmt: skip
+    sections.append(
+        EvidenceSection(key="card", title="Model card: intended use and limitations",
+                        template="models_registry/evidence/card.html", context=_card_context)
     )  # fmt: skip
     return sections
 

@@ -15,13 +15,14 @@ from tests.models_registry.conftest import demo_rows, labelled_snapshot
 
 def version_make(*, snapshot, base, registered_model=None, number: int = 1, accuracy=0.8,
                  ece=0.03, name: str = "gov-rm") -> ModelVersion:  # fmt: skip
-    """A version row with the metrics and calibration the gates read."""
+    """A version row with the metrics and calibration the gates read, and a model card
+    with its intended use and limitations written (the card gate)."""
     if registered_model is None:
         registered_model = models_services.registered_model_create(
             user=snapshot.created_by, name=name
         )
     reliability = {"prob_pred": [0.2, 0.5, 0.8], "prob_true": [0.25, 0.5, 0.75], "count": [3, 3, 3]}
-    return ModelVersion.objects.create(
+    version = ModelVersion.objects.create(
         registered_model=registered_model, number=number, kind="reward", base_model=base,
         snapshot=snapshot, snapshot_sha256=snapshot.sha256, artifact_path=f"models/{name}/{number}",
         artifact_sha256="0" * 64, artifact_files={}, size_bytes=0, training_config={},
@@ -30,6 +31,12 @@ def version_make(*, snapshot, base, registered_model=None, number: int = 1, accu
                      "before": {"ece": 0.09, "reliability": reliability},
                      "after": {"ece": ece, "reliability": reliability}},
     )  # fmt: skip
+    models_services.model_card_update(
+        version=version, user=snapshot.created_by,
+        fields={"intended_use": "Ranking polite vs rude answers in the demo.",
+                "limitations": "Trained on a few hundred English pairs."},
+    )  # fmt: skip
+    return version
 
 
 @pytest.fixture

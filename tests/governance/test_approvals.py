@@ -59,7 +59,7 @@ def test_one_approval_of_two_does_not_promote_the_second_does(rosa, eve, ethan, 
     assert request.status == "pending" and request.quorum == 2
     assert {g.gate: g.passed for g in request.gates.filter(stage="open")} == {
         "heldout_accuracy": True, "calibrated_ece": True, "snapshot_alpha": True,
-        "no_critical_alert": True,
+        "no_critical_alert": True, "model_card": True,
     }  # fmt: skip
 
     approve(request, eve)
@@ -72,7 +72,7 @@ def test_one_approval_of_two_does_not_promote_the_second_does(rosa, eve, ethan, 
     change = AliasChange.objects.get(alias="production")
     assert change.changed_by == rosa and change.reason == f"approval request #{request.pk}"
     # The gates were measured again at the approval that reached the quorum.
-    assert request.gates.filter(stage="approval").count() == 4
+    assert request.gates.filter(stage="approval").count() == 5
     trail = actions()
     assert trail.count("approval.decided") == 2
     assert trail.index("approval.requested") < trail.index("model.alias_set")
@@ -224,6 +224,28 @@ def test_failing_gates_at_opening_block_every_approval(rosa, eve, snapshot, base
     assert failed == {"heldout_accuracy", "calibrated_ece"}
     with pytest.raises(services.GatesBlocked, match="Held-out accuracy"):
         approve(request, eve)
+
+
+def test_a_version_without_a_written_model_card_is_blocked_until_it_has_one(
+    rosa, eve, ethan, version
+):
+    models_services.model_card_update(version=version, user=rosa, fields={"limitations": ""})
+    request = promote(version, rosa)
+    card_gate = request.gates.get(stage="open", gate="model_card")
+    assert card_gate.passed is False and "Limitations" in card_gate.detail
+    with pytest.raises(services.GatesBlocked, match="Model card"):
+        approve(request, eve)
+    # Written now: a request opened again passes the gate.
+    services.approval_request_decide(
+        request=request, reviewer=eve, verdict="request_changes", rationale="Write the card."
+    )
+    models_services.model_card_update(
+        version=version, user=rosa, fields={"limitations": "English only; few pairs."}
+    )
+    again = promote(version, rosa)
+    approve(again, eve)
+    approve(again, ethan)
+    assert production(version) == version
 
 
 def test_gate_thresholds_come_from_the_gate_policy(rosa, eve, ada, ethan, version):
