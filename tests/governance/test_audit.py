@@ -489,11 +489,20 @@ def test_start_up_refuses_unsafe_audit_settings(env, message):
 
 
 def test_production_starts_with_a_key_and_development_generates_one(tmp_path):
-    assert _django_setup(DEBUG="0", SECRET_KEY="x", AUDIT_HMAC_KEYS=GOOD_KEY).returncode == 0
+    from cryptography.fernet import Fernet
+
+    fernet = Fernet.generate_key().decode()
+    production = {"DEBUG": "0", "SECRET_KEY": "x", "AUDIT_HMAC_KEYS": GOOD_KEY}
+    result = _django_setup(**production, FIELD_ENCRYPTION_KEYS=fernet)
+    assert result.returncode == 0, result.stderr
+    # Production refuses to start without a field-encryption key too.
+    refused = _django_setup(**production, FIELD_ENCRYPTION_KEYS="")
+    assert refused.returncode != 0 and "FIELD_ENCRYPTION_KEYS is not set" in refused.stderr
     result = _django_setup(DEBUG="1", ATTUNE_VAR_DIR=str(tmp_path))
     assert result.returncode == 0, result.stderr
     key_id, _, secret = (tmp_path / "audit_hmac_keys").read_text().partition(":")
     assert key_id == "dev" and len(base64.b64decode(secret)) == 32
+    assert Fernet((tmp_path / "field_encryption_keys").read_text().strip().encode())
 
 
 # --- Retention, archive, prune (point 10) --------------------------------------------------
