@@ -307,17 +307,44 @@ def item_ref(*, item: Item) -> str:
     return f"{item.project_id}:{item.external_id}"
 
 
-def consensus_by_item_ref(*, refs: list[str]) -> dict[str, dict[str, Any]]:
-    """The current consensus of the items named ``<project id>:<external id>``:
-    ``{ref: {"project_id", "label", "agreement"}}``; refs naming no item or no consensus
-    are left out."""
+def _refs_by_project(refs: list[str]) -> dict[int, set[str]]:
+    """``{project id: {external id, …}}`` of well-formed ``<project id>:<external id>`` refs."""
     wanted: dict[int, set[str]] = {}
     for ref in refs:
         project_id, sep, external_id = ref.partition(":")
         if sep and project_id.isdigit() and external_id:
             wanted.setdefault(int(project_id), set()).add(external_id)
+    return wanted
+
+
+def item_texts_by_ref(*, refs: list[str], chunk: int = 2000) -> dict[str, dict[str, str]]:
+    """The texts of the items named ``<project id>:<external id>``:
+    ``{ref: {"prompt", "response_a", "response_b"}}`` (the first two responses; refs
+    naming no item are left out).  Monitoring reads these for error zones and drift."""
+    out: dict[str, dict[str, str]] = {}
+    for project_id, external_ids in _refs_by_project(refs).items():
+        ids = sorted(external_ids)
+        for i in range(0, len(ids), chunk):
+            rows = Item.objects.filter(
+                project_id=project_id, external_id__in=ids[i : i + chunk]
+            ).values_list("external_id", "prompt", "responses")
+            for external_id, prompt, responses in rows:
+                texts = [r.get("text", "") if isinstance(r, dict) else str(r) for r in responses]
+                texts += ["", ""]
+                out[f"{project_id}:{external_id}"] = {
+                    "prompt": prompt or "",
+                    "response_a": texts[0] or "",
+                    "response_b": texts[1] or "",
+                }
+    return out
+
+
+def consensus_by_item_ref(*, refs: list[str]) -> dict[str, dict[str, Any]]:
+    """The current consensus of the items named ``<project id>:<external id>``:
+    ``{ref: {"project_id", "label", "agreement"}}``; refs naming no item or no consensus
+    are left out."""
     out: dict[str, dict[str, Any]] = {}
-    for project_id, external_ids in wanted.items():
+    for project_id, external_ids in _refs_by_project(refs).items():
         rows = ItemConsensus.objects.filter(
             project_id=project_id, item__external_id__in=external_ids
         ).values_list("item__external_id", "label", "agreement")

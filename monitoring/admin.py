@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from .models import Alert, AlertRule, DetectorState, DriftReport, MetricPoint, Notification, Outcome
+from .models import (
+    Alert,
+    AlertRule,
+    DetectorState,
+    DriftReport,
+    ErrorZone,
+    ErrorZoneRun,
+    MetricPoint,
+    Notification,
+    Outcome,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -41,15 +51,37 @@ class DriftReportAdmin(ReadOnlyAdmin):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(ReadOnlyAdmin):
-    list_display = ("name", "metric", "comparator", "threshold", "window", "severity", "is_active")
+    list_display = (
+        "name", "metric", "comparator", "threshold", "window", "severity", "retrain", "is_active",
+    )  # fmt: skip
 
 
 @admin.register(Alert)
 class AlertAdmin(ReadOnlyAdmin):
-    list_display = ("rule", "version", "state", "value", "fired_at", "resolved_at")
+    list_display = (
+        "rule", "version", "state", "value", "fired_at", "resolved_at", "retraining_job",
+    )  # fmt: skip
     list_filter = ("state",)
 
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
     list_display = ("user", "message", "created_at", "read_at")
+
+
+class ErrorZoneInline(admin.TabularInline):
+    model = ErrorZone
+    fields = ("index", "size", "n_outcomes", "error_rate", "top_terms")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ErrorZoneRun)
+class ErrorZoneRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "version", "method", "status", "n_outcomes", "n_errors", "created_at")
+    list_filter = ("method", "status")
+    inlines = [ErrorZoneInline]

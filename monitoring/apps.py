@@ -17,3 +17,9 @@ class MonitoringConfig(AppConfig):
         from .approvals import approvals_register
 
         approvals_register()
+
+        from models_registry.signals import predictions_stored
+
+        from .services import outcomes_collect_soon
+
+        predictions_stored.connect(outcomes_collect_soon, dispatch_uid="monitoring.collect")

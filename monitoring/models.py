@@ -210,6 +210,14 @@ class AlertRule(models.Model):
         "annotation.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
     email_to = models.JSONField(default=list, blank=True, help_text="addresses to e-mail")
+    retrain = models.BooleanField(
+        default=False,
+        help_text="When it fires, train the next version on a fresh snapshot (never promoted "
+        "by the rule: promotion needs governance approval).",
+    )
+    retrain_config = models.JSONField(
+        default=dict, blank=True, help_text="Training settings; empty: those of the version."
+    )
     is_active = models.BooleanField(default=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -246,6 +254,12 @@ class Alert(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # A retraining rule's firing: the one training job it started, or why it started none.
+    retraining_job = models.OneToOneField(
+        "models_registry.TrainingJob", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    retraining_note = models.CharField(max_length=500, blank=True)
 
     class Meta:
         ordering = ["-fired_at", "-id"]
@@ -278,3 +292,78 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.message}"
+
+
+class ErrorZoneRun(models.Model):
+    """One search for error zones: the disagreements (model ≠ humans) of a version's
+    outcomes in [start, end), clustered on their texts (TF-IDF or MiniLM embeddings).
+
+    Computed by a worker (``monitoring.zones.error_zones_run``), daily by beat and on
+    demand; the dashboard reads the latest finished run of a version.
+    """
+
+    class Method(models.TextChoices):
+        TFIDF = "tfidf", "TF-IDF"
+        EMBEDDING = "embedding", "MiniLM embeddings"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    version = models.ForeignKey(
+        "models_registry.ModelVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    method = models.CharField(max_length=10, choices=Method.choices, default=Method.TFIDF)
+    window = models.CharField(
+        max_length=5, choices=Window.choices, default=Window.DAY, help_text="The trend's buckets."
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    n_outcomes = models.PositiveIntegerField(default=0)
+    n_errors = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["version", "status", "-created_at"], name="zone_run_latest")
+        ]
+
+    def __str__(self) -> str:
+        return f"zones #{self.pk} {self.version_id} ({self.method}, {self.status})"
+
+
+class ErrorZone(models.Model):
+    """A cluster of disagreements: its top terms, how many disagreements it holds
+    (``size``), the outcomes that fall inside it (``n_outcomes``: within the farthest
+    member's distance of its centre), their error rate and its trend per bucket."""
+
+    run = models.ForeignKey(ErrorZoneRun, on_delete=models.CASCADE, related_name="zones")
+    index = models.PositiveSmallIntegerField(help_text="1 = the largest zone of the run.")
+    size = models.PositiveIntegerField()
+    n_outcomes = models.PositiveIntegerField()
+    error_rate = models.FloatField()
+    top_terms = models.JSONField(default=list, help_text="[[term, weight], …]")
+    examples = models.JSONField(default=list, help_text="item refs of typical disagreements")
+    trend = models.JSONField(default=list, help_text="[{start, n, errors, error_rate}, …]")
+
+    #: Lets ``governance.access`` read a zone with its run's permissions.
+    access_parent = "run"
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "index"], name="error_zone_unique_index")
+        ]
+
+    def __str__(self) -> str:
+        terms = ", ".join(t for t, _ in self.top_terms[:3])
+        return f"zone {self.index} of run {self.run_id}: {terms}"

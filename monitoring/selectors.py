@@ -38,7 +38,12 @@ def outcome_frame(*, version: ModelVersion, start: datetime, end: datetime) -> p
     rows = Outcome.objects.filter(
         version=version, predicted_at__gte=start, predicted_at__lt=end
     ).values_list("p_a", "margin", "label")
-    frame = pd.DataFrame(list(rows), columns=["p_a", "margin", "label"], dtype=float)
+    return outcome_columns(pd.DataFrame(list(rows), columns=["p_a", "margin", "label"]))
+
+
+def outcome_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The drift columns of outcome rows (``p_a``, ``margin``, ``label``): a new frame."""
+    frame = frame[["p_a", "margin", "label"]].astype(float)
     frame["confidence"] = np.maximum(frame["p_a"], 1 - frame["p_a"])
     frame["error"] = ((frame["p_a"] > 0.5) != (frame["label"] == 1)).map({True: "yes", False: "no"})
     frame["label"] = frame["label"].map({1.0: "a", 0.0: "b"})
@@ -168,3 +173,38 @@ def alerts_open(*, version: ModelVersion) -> QuerySet:
         .select_related("rule")
         .order_by("-fired_at", "-id")
     )
+
+
+def error_zones_latest(*, version: ModelVersion):
+    """The version's latest finished error-zone search (with its zones), or None."""
+    from .models import ErrorZoneRun
+
+    return (
+        ErrorZoneRun.objects.filter(version=version, status=ErrorZoneRun.Status.DONE)
+        .order_by("-created_at", "-id")
+        .prefetch_related("zones")
+        .first()
+    )
+
+
+def error_zones_data(*, version: ModelVersion) -> dict:
+    """The dashboard's error-zone data: the latest finished search's zones with their top
+    terms, size, error rate and trend (stored rows only, no scans)."""
+    run = error_zones_latest(version=version)
+    if run is None:
+        return {"version": version.pk, "run": None, "zones": []}
+    return {
+        "version": version.pk,
+        "run": {
+            "id": run.pk, "method": run.method, "window": run.window,
+            "start": run.start.isoformat(), "end": run.end.isoformat(),
+            "n_outcomes": run.n_outcomes, "n_errors": run.n_errors,
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        },
+        "zones": [
+            {"index": z.index, "size": z.size, "n_outcomes": z.n_outcomes,
+             "error_rate": z.error_rate, "top_terms": z.top_terms, "examples": z.examples,
+             "trend": z.trend}
+            for z in run.zones.all()
+        ],
+    }  # fmt: skip

@@ -28,7 +28,7 @@ from models_registry import selectors as registry_selectors
 from models_registry.calibration import calibration_metrics
 from models_registry.models import ModelVersion
 
-from . import detectors, drift, selectors
+from . import detectors, drift, features, selectors
 from .models import (
     Alert,
     AlertRule,
@@ -73,10 +73,23 @@ def bucket_end(*, start: datetime, window: str) -> datetime:
     )
 
 
+def outcomes_collect_soon(*, version: ModelVersion, **_) -> None:
+    """Receiver of the registry's ``predictions_stored``: collect that version's outcomes
+    now rather than at beat's next minute (one pending task per version)."""
+    outbox_task_enqueue(
+        task="monitoring.outcomes_collect_version",
+        kwargs={"version_id": version.pk},
+        dedupe_key=f"outcomes-collect-{version.pk}",
+    )
+
+
 @transaction.atomic
 def outcomes_collect(*, version: ModelVersion, now: datetime | None = None) -> list[Outcome]:
     """Match the version's unmatched predictions with the human consensus, then update
     the metric points, detectors and alert rules the new outcomes touch."""
+    # One collector per version at a time (beat's and an event's task may overlap): two
+    # would both match the same predictions.
+    ModelVersion.objects.select_for_update().filter(pk=version.pk).first()
     pending = (
         registry_selectors.prediction_list(version=version, with_item_ref=True)
         .exclude(pk__in=Outcome.objects.filter(version=version).values("prediction_id"))
@@ -210,18 +223,13 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
         report.status = DriftReport.Status.RUNNING
         report.save(update_fields=["status"])
     try:
-        reference = selectors.outcome_frame(
-            version=report.version, start=report.reference_start, end=report.reference_end
-        )
-        current = selectors.outcome_frame(
-            version=report.version, start=report.current_start, end=report.current_end
+        reference, current, columns, notes = features.drift_frames(
+            version=report.version,
+            reference=(report.reference_start, report.reference_end),
+            current=(report.current_start, report.current_end),
         )
         if reference.empty or current.empty:
             raise ValueError("no outcomes in the reference or the current window")
-        columns = {
-            "numerical": selectors.DRIFT_NUMERICAL,
-            "categorical": selectors.DRIFT_CATEGORICAL,
-        }
         html = ""
         if report.method == DriftReport.Method.EVIDENTLY:
             result, report.evidently_json, html = drift.drift_evidently(
@@ -230,6 +238,7 @@ def drift_report_run(*, report_id: int) -> DriftReport | None:
         else:
             result = drift.drift_fast(reference, current, **columns)
         result["n_reference"], result["n_current"] = len(reference), len(current)
+        result["notes"] = notes
     except Exception as exc:  # a failed report says why; the worker carries on
         logger.exception("drift report %s failed", report_id)
         report.status, report.error = DriftReport.Status.FAILED, str(exc)[:2000]
@@ -309,6 +318,10 @@ def _alert_fire(*, rule: AlertRule, version: ModelVersion, value, now: datetime)
         f"({rule.get_comparator_display()} {rule.threshold:g}) on {version.ref}"
     )
     _alert_notify(alert=alert, message=message)
+    if rule.retrain:
+        from .retraining import alert_retraining_queue
+
+        alert_retraining_queue(alert=alert)
     return alert
 
 

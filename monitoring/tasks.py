@@ -5,7 +5,7 @@ from celery import shared_task
 
 from models_registry import selectors as registry_selectors
 
-from . import services
+from . import retraining, services, zones
 
 
 @shared_task(name="monitoring.outcomes_collect", time_limit=300, soft_time_limit=270)
@@ -28,3 +28,28 @@ def drift_report_run_task(report_id: int) -> None:
 def drift_reports_schedule_task() -> int:
     """Beat: a daily Evidently drift report per version with recent outcomes."""
     return len(services.drift_reports_schedule())
+
+
+@shared_task(name="monitoring.outcomes_collect_version", time_limit=300, soft_time_limit=270)
+def outcomes_collect_version_task(version_id: int) -> int:
+    """Collect one version's new outcomes (queued when its predictions are stored)."""
+    version = registry_selectors.version_resolve(ref=str(version_id))
+    return len(services.outcomes_collect(version=version)) if version else 0
+
+
+@shared_task(name="monitoring.error_zones_run", time_limit=1800, soft_time_limit=1740)
+def error_zones_run_task(run_id: int) -> None:
+    """Run one error-zone search (queued by ``zones.error_zones_request``)."""
+    zones.error_zones_run(run_id=run_id)
+
+
+@shared_task(name="monitoring.error_zones_schedule", time_limit=120, soft_time_limit=100)
+def error_zones_schedule_task() -> int:
+    """Beat: a daily error-zone search per version with recent outcomes."""
+    return len(zones.error_zones_schedule())
+
+
+@shared_task(name="monitoring.alert_retraining_start", time_limit=600, soft_time_limit=570)
+def alert_retraining_start_task(alert_id: int) -> None:
+    """Start the one retraining job of a retraining rule's alert (idempotent)."""
+    retraining.alert_retraining_start(alert_id=alert_id)

@@ -11,6 +11,7 @@ app_name = "monitoring"
 urlpatterns = [
     path("", plotly_charts(views.DashboardView.as_view()), name="dashboard"),
     path("calibration.json", views.CalibrationDataView.as_view(), name="calibration"),
+    path("zones.json", views.ErrorZonesDataView.as_view(), name="zones"),
     path(
         "alerts/<int:alert_id>/acknowledge/",
         views.AlertAcknowledgeView.as_view(),

@@ -22,7 +22,7 @@ from rlhf_platform.views import RestrictedViewMixin
 
 from . import selectors, services
 from .forms import DashboardFilterForm
-from .models import Alert, DetectorState, DriftReport, MetricPoint
+from .models import Alert, DetectorState, DriftReport, ErrorZoneRun, MetricPoint
 
 
 def _restricted(request, model, queryset=None):
@@ -103,6 +103,13 @@ class DashboardView(_FilteredMixin, View):
                     request, DriftReport, DriftReport.objects.filter(version=version)
                 )[:20],
             )
+            if access.model_accessible(user=request.user, model=ErrorZoneRun, action="view"):
+                context.update(
+                    zone_run=selectors.error_zones_latest(version=version),
+                    zones_url=reverse("monitoring:zones")
+                    + "?"
+                    + urlencode({"version": version.pk}),
+                )
         return TemplateResponse(
             request, "monitoring/dashboard.html", context, status=400 if invalid else 200
         )
@@ -114,16 +121,33 @@ class CalibrationDataView(_FilteredMixin, View):
     def get(self, request):
         form, version, window, invalid = self.selection(request)
         if invalid or version is None:
-            fields = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
-            body = error_body(
-                status=400,
-                code="invalid",
-                message="The filters name no monitored version.",
-                fields=fields,
-                request=request,
-            )
-            return JsonResponse(body, status=400)
+            return _filters_invalid(request, form)
         return JsonResponse(selectors.calibration_series(version=version, window=window))
+
+
+def _filters_invalid(request, form) -> JsonResponse:
+    """400 naming the filter fields that name no monitored version."""
+    fields = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
+    body = error_body(
+        status=400,
+        code="invalid",
+        message="The filters name no monitored version.",
+        fields=fields,
+        request=request,
+    )
+    return JsonResponse(body, status=400)
+
+
+class ErrorZonesDataView(_FilteredMixin, View):
+    """The error zones of the chosen version as JSON (its latest finished search)."""
+
+    model = ErrorZoneRun
+
+    def get(self, request):
+        form, version, _window, invalid = self.selection(request)
+        if invalid or version is None:
+            return _filters_invalid(request, form)
+        return JsonResponse(selectors.error_zones_data(version=version))
 
 
 class AlertAcknowledgeView(RestrictedViewMixin, View):

@@ -252,6 +252,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     # daily Evidently drift report per version with recent outcomes.
     "monitoring-collect-outcomes": {"task": "monitoring.outcomes_collect", "schedule": 60.0},
     "monitoring-drift-reports": {"task": "monitoring.drift_reports_schedule", "schedule": 86400.0},
+    "monitoring-error-zones": {"task": "monitoring.error_zones_schedule", "schedule": 86400.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker outlives broker outages: it retries the connection for ever (the default gives
@@ -294,6 +295,12 @@ TRAINING_JOB_HEARTBEAT_MAX_AGE = float(os.environ.get("TRAINING_JOB_HEARTBEAT_MA
 MODELS_LOADED_MAX = int(os.environ.get("MODELS_LOADED_MAX", "2"))
 MODELS_PREDICT_BATCH = int(os.environ.get("MODELS_PREDICT_BATCH", "64"))
 MODELS_PREDICT_MAX_PAIRS = int(os.environ.get("MODELS_PREDICT_MAX_PAIRS", "512"))
+# Monitoring: the encoder that embeds item texts (empty: the bundled all-MiniLM-L6-v2), the
+# most outcomes an error-zone search or a drift report embeds, and the outcomes one
+# error-zone search clusters (the most recent ones).
+MONITORING_EMBEDDING_MODEL = os.environ.get("MONITORING_EMBEDDING_MODEL", "")
+MONITORING_EMBED_MAX_ROWS = int(os.environ.get("MONITORING_EMBED_MAX_ROWS", "20000"))
+MONITORING_ZONES_MAX_OUTCOMES = int(os.environ.get("MONITORING_ZONES_MAX_OUTCOMES", "50000"))
 # Model code never reaches a hub: every model is a local directory.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

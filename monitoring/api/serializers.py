@@ -1,6 +1,14 @@
 from rest_framework import serializers
 
-from monitoring.models import Alert, AlertRule, DetectorState, DriftReport, MetricPoint
+from monitoring.models import (
+    Alert,
+    AlertRule,
+    DetectorState,
+    DriftReport,
+    ErrorZone,
+    ErrorZoneRun,
+    MetricPoint,
+)
 
 
 class MetricPointSerializer(serializers.ModelSerializer):
@@ -30,11 +38,27 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         model = AlertRule
         fields = ["id", "name", "metric", "comparator", "threshold", "window", "min_outcomes",
                   "severity", "cooldown", "registered_model", "alias", "scope_project",
-                  "is_active", "created_at"]  # fmt: skip
+                  "retrain", "retrain_config", "is_active", "created_at"]  # fmt: skip
 
 
 class AlertSerializer(serializers.ModelSerializer):
     class Meta:
         model = Alert
         fields = ["id", "rule", "version", "state", "value", "point_start", "fired_at",
-                  "acknowledged_at", "resolved_at"]  # fmt: skip
+                  "acknowledged_at", "resolved_at", "retraining_job",
+                  "retraining_note"]  # fmt: skip
+
+
+class ErrorZoneSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ErrorZone
+        fields = ["index", "size", "n_outcomes", "error_rate", "top_terms", "examples", "trend"]
+
+
+class ErrorZoneRunSerializer(serializers.ModelSerializer):
+    zones = ErrorZoneSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ErrorZoneRun
+        fields = ["id", "version", "method", "window", "status", "start", "end", "n_outcomes",
+                  "n_errors", "error", "created_at", "finished_at", "zones"]  # fmt: skip

@@ -5,6 +5,7 @@ from .views import (
     AlertViewSet,
     DetectorStateViewSet,
     DriftReportViewSet,
+    ErrorZoneRunViewSet,
     MetricPointViewSet,
 )
 
@@ -13,6 +14,7 @@ router.include_format_suffixes = False
 router.register("metric-points", MetricPointViewSet, basename="metric-point")
 router.register("detectors", DetectorStateViewSet, basename="detector")
 router.register("drift-reports", DriftReportViewSet, basename="drift-report")
+router.register("error-zone-runs", ErrorZoneRunViewSet, basename="error-zone-run")
 router.register("alert-rules", AlertRuleViewSet, basename="alert-rule")
 router.register("alerts", AlertViewSet, basename="alert")
 

@@ -6,7 +6,14 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from monitoring import services
-from monitoring.models import Alert, AlertRule, DetectorState, DriftReport, MetricPoint
+from monitoring.models import (
+    Alert,
+    AlertRule,
+    DetectorState,
+    DriftReport,
+    ErrorZoneRun,
+    MetricPoint,
+)
 from rlhf_platform.api import RestrictedReadOnlyViewSet
 
 from . import serializers as s
@@ -33,6 +40,14 @@ class DriftReportViewSet(RestrictedReadOnlyViewSet):
 
     queryset = DriftReport.objects.all()
     serializer_class = s.DriftReportSerializer
+    filterset_fields = ["version", "method", "status"]
+
+
+class ErrorZoneRunViewSet(RestrictedReadOnlyViewSet):
+    """Error-zone searches with their zones (top terms, size, error rate, trend)."""
+
+    queryset = ErrorZoneRun.objects.prefetch_related("zones")
+    serializer_class = s.ErrorZoneRunSerializer
     filterset_fields = ["version", "method", "status"]
 
 

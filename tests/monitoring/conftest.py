@@ -11,7 +11,11 @@ from annotation.models import Item
 from models_registry import services as models_services
 from models_registry.models import ModelVersion, Prediction
 from monitoring.models import Outcome
-from tests.models_registry.conftest import demo_rows, labelled_snapshot
+from tests.models_registry.conftest import (
+    demo_rows,
+    labelled_snapshot,
+    tiny_encoder,  # noqa: F401 — a fixture
+)
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday
 
