@@ -122,6 +122,7 @@ ROUTES: dict[str, dict[str, str]] = {
     "models/<name>/":                                      {"GET": MODEL_READERS, "POST": TRAIN},
     "monitoring/":                                         {"GET": WATCH},
     "monitoring/calibration.json":                         {"GET": WATCH},
+    "monitoring/zones.json":                               {"GET": WATCH},
     "monitoring/alerts/<alert_id>/acknowledge/":           {"POST": ADMINS},
     "monitoring/drift/<report_id>/":                       {"GET": WATCH},
     "monitoring/drift/<report_id>/evidently.html":         {"GET": WATCH},
@@ -160,6 +161,8 @@ ROUTES: dict[str, dict[str, str]] = {
     "api/monitoring/detectors/<pk>/":                      {"GET": WATCH},
     "api/monitoring/drift-reports/":                       {"GET": WATCH},
     "api/monitoring/drift-reports/<pk>/":                  {"GET": WATCH},
+    "api/monitoring/error-zone-runs/":                     {"GET": WATCH},
+    "api/monitoring/error-zone-runs/<pk>/":                {"GET": WATCH},
     "api/monitoring/alert-rules/":                         {"GET": WATCH},
     "api/monitoring/alert-rules/<pk>/":                    {"GET": WATCH},
     "api/monitoring/alerts/":                              {"GET": WATCH},
@@ -528,6 +531,9 @@ def _build_monitoring(users: dict[str, Any], version: ModelVersion, prediction) 
     report = monitoring_services.drift_report_request(
         version=version, method="fast", reference=(now - timedelta(days=2), now), current=(now, now)
     )
+    from monitoring import zones
+
+    zones.error_zones_request(version=version, start=now - timedelta(days=2), end=now)
     # The stored Evidently page that the report's HTML route serves.
     report.html.save("drift-matrix.html", ContentFile(b"<html><body>report</body></html>"))
     monitoring_services.alert_rule_create(
