@@ -389,6 +389,12 @@ def alert_rule_create(*, user, **fields) -> AlertRule:
     """A new alert rule (validated by the model's field rules)."""
     rule = AlertRule(created_by=user, **fields)
     rule.full_clean()
+    if rule.retrain_config:  # refused now rather than when the rule fires
+        from models_registry.services import training_config_validate
+
+        rule.retrain_config = training_config_validate(
+            kind=rule.registered_model.kind, config=rule.retrain_config
+        )
     rule.save()
     audit_event_record(
         action="monitoring.alert_rule_create",

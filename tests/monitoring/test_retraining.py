@@ -82,3 +82,15 @@ def test_a_rule_without_retraining_starts_nothing(watched, rosa):
     _fire(watched, T0)
     assert Alert.objects.count() == 1
     assert not OutboxMessage.objects.filter(task="monitoring.alert_retraining_start").exists()
+
+
+def test_a_retraining_rule_with_bad_settings_is_refused(watched, rosa):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        services.alert_rule_create(
+            user=rosa, name="bad", metric="accuracy", comparator="lt", threshold=0.5,
+            window="hour", cooldown=timedelta(hours=1), registered_model=watched.registered_model,
+            retrain=True, retrain_config={"epochz": 1},
+        )  # fmt: skip
+    assert "config.epochz" in caught.value.message_dict

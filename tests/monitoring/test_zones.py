@@ -191,3 +191,15 @@ def test_minilm_embeddings_group_by_meaning_not_words():
     )  # fmt: skip
     groups = sorted(sorted(int(r.split(":")[1]) for r in z["examples"]) for z in found)
     assert groups == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+@pytest.mark.django_db
+def test_the_command_runs_a_search_now(topical):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("error_zones", topical.ref, "--now", "--days", "100000", stdout=out)
+    assert "zone 1:" in out.getvalue()
+    assert ErrorZoneRun.objects.get().status == "done"
