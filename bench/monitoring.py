@@ -267,7 +267,7 @@ def _load_outcomes(world, n: int, days: int) -> tuple[float, datetime]:
 
 
 def bench_dashboard(args, world) -> dict:
-    from django.db import connection
+    from django.db import connection, transaction
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
@@ -288,7 +288,8 @@ def bench_dashboard(args, world) -> dict:
     points_s = time.perf_counter() - started
     log(f"dashboard: {MetricPoint.objects.count()} metric points in {points_s:.1f} s")
     outcomes = list(Outcome.objects.filter(version=version).order_by("-predicted_at")[:20000])
-    services.detectors_update(version=version, outcomes=outcomes)
+    with transaction.atomic():  # as in outcomes_collect: the detector rows are locked
+        services.detectors_update(version=version, outcomes=outcomes)
     run = zones.error_zones_request(version=version, start=start, end=end)
     started = time.perf_counter()
     run = zones.error_zones_run(run_id=run.pk)
