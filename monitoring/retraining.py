@@ -51,7 +51,9 @@ def alert_retraining_start(*, alert_id: int) -> Alert | None:
     """Start the alert's one retraining job (idempotent); record it, or why none started,
     on the alert, audited."""
     alert = (
-        Alert.objects.select_for_update()
+        # Only the alert's row is locked (PostgreSQL refuses to lock the nullable side of
+        # the outer join to the rule's author).
+        Alert.objects.select_for_update(of=("self",))
         .select_related("rule", "rule__created_by", "version")
         .filter(pk=alert_id)
         .first()
