@@ -11,3 +11,7 @@ class AnnotationConfig(AppConfig):
         from .approvals import approvals_register
 
         approvals_register()
+
+        from .webhook_events import webhook_events_register
+
+        webhook_events_register()

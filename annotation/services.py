@@ -669,8 +669,27 @@ def annotation_submit(
         )
         Assignment.objects.filter(pk=assignment.pk).update(status=Assignment.Status.SUBMITTED)
         Item.objects.filter(pk=item_id).update(n_submitted=F("n_submitted") + 1)
+        # Read after the update, which holds the item's row lock: exactly one submission
+        # sees the count reach N, however many race on this item.
+        if Item.objects.filter(pk=item_id, n_submitted=project.overlap).exists():
+            _project_completion_check(project=project)
         consensus_schedule(project=project)
     return annotation, True
+
+
+def _project_completion_check(*, project: Project) -> None:
+    """Record ``project.complete`` when the last item of a project reaches its N answers
+    (a webhook event).  Under the project's row lock, so of two items completing at once
+    the second to commit sees both done: the event is recorded once, and again only if
+    new items are imported and completed later."""
+    locked = Project.objects.select_for_update().get(pk=project.pk)
+    if Item.objects.filter(project=locked, n_submitted__lt=locked.overlap).exists():
+        return
+    audit_event_record(
+        action="project.complete",
+        obj=locked,
+        after={"items": Item.objects.filter(project=locked).count(), "overlap": locked.overlap},
+    )
 
 
 @transaction.atomic
@@ -839,7 +858,20 @@ def import_job_run(*, job_id: int, worker: str = "") -> ImportJob | None:
         )
     job.finished_at = timezone.now()
     job.file.delete(save=False)
-    job.save()
+    with transaction.atomic():
+        job.save()
+        # Counts only: a failure's reasons may quote the rows' text.
+        audit_event_record(
+            action=f"items.import_{'finished' if job.status == 'succeeded' else 'failed'}",
+            obj=job,
+            after={
+                "project": job.project_id,
+                "status": job.status,
+                "rows": job.rows,
+                "created": job.created,
+                "errors": len(job.errors or []),
+            },
+        )
     return job
 
 

@@ -1,9 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 
-from . import security_audit
+from rlhf_platform.errors import Conflict
+
+from . import security_audit, services
 from .models import (
     ApprovalDecision,
     ApprovalPolicy,
@@ -13,6 +15,8 @@ from .models import (
     GateResult,
     OutboxMessage,
     UserPreference,
+    WebhookDelivery,
+    WebhookSubscription,
     WorkerHeartbeat,
 )
 
@@ -157,3 +161,69 @@ class ApprovalPolicyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # a deleted policy would silently fall back to the defaults
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by services: read here, changed through actions that call them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(_ReadOnlyAdmin):
+    """Subscriptions are created in the app or the API (where the secret is shown once);
+    here admins enable or disable them."""
+
+    list_display = ("name", "url", "project_id", "is_active", "consecutive_failures")
+    list_filter = ("is_active",)
+    search_fields = ("name", "url")
+    exclude = ("secret",)
+    actions = ["enable", "disable"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deletion is audited: the app's page or the API
+
+    def _active_set(self, request, queryset, active: bool) -> None:
+        for subscription in queryset:
+            services.webhook_subscription_update(
+                subscription=subscription, user=request.user, is_active=active
+            )
+        self.message_user(request, f"{queryset.count()} webhook(s) updated.")
+
+    @admin.action(description="Enable (resets the failure count)", permissions=["view"])
+    def enable(self, request, queryset):
+        self._active_set(request, queryset, True)
+
+    @admin.action(description="Disable", permissions=["view"])
+    def disable(self, request, queryset):
+        self._active_set(request, queryset, False)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(_ReadOnlyAdmin):
+    """The delivery log; the "Redeliver" action sends an event again as a new delivery."""
+
+    list_display = ("delivery_id", "subscription", "status", "attempts", "last_status_code")
+    list_filter = ("status",)
+    search_fields = ("delivery_id",)
+    actions = ["redeliver"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Redeliver", permissions=["view"])
+    def redeliver(self, request, queryset):
+        done, refused = 0, []
+        for delivery in queryset:
+            try:
+                services.webhook_delivery_redeliver(delivery=delivery)
+                done += 1
+            except Conflict as exc:
+                refused.append(f"{delivery.delivery_id}: {exc}")
+        self.message_user(request, f"{done} redelivery(ies) queued.")
+        for reason in refused:
+            self.message_user(request, reason, level=messages.WARNING)

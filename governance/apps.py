@@ -14,6 +14,7 @@ class GovernanceConfig(AppConfig):
         from .approvals import governance_kinds_register
         from .audit import sqlite_maintenance_function_register
         from .roles import roles_sync_after_migrate
+        from .webhooks import approval_events_register
 
         post_migrate.connect(roles_sync_after_migrate, dispatch_uid="governance.roles_sync")
         connection_created.connect(
@@ -21,3 +22,5 @@ class GovernanceConfig(AppConfig):
         )
         security_audit.connect()
         governance_kinds_register()
+
+        approval_events_register()

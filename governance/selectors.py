@@ -32,6 +32,8 @@ from .models import (
     GateResult,
     Notification,
     UserPreference,
+    WebhookDelivery,
+    WebhookSubscription,
     WorkerHeartbeat,
 )
 
@@ -458,3 +460,16 @@ def notification_list(
     if unread_only:
         queryset = queryset.filter(read_at__isnull=True)
     return queryset[:limit]
+
+
+def webhook_subscription_list(*, user):
+    """The webhook subscriptions ``user`` may see (admins: all)."""
+    return access.queryset_restrict(queryset=WebhookSubscription.objects.all(), user=user)
+
+
+def webhook_delivery_list(*, user, subscription=None):
+    """Deliveries ``user`` may see, newest first, with their event and attempt log."""
+    queryset = WebhookDelivery.objects.select_related("event").prefetch_related("log")
+    if subscription is not None:
+        queryset = queryset.filter(subscription=subscription)
+    return access.queryset_restrict(queryset=queryset, user=user).order_by("-id")

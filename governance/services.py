@@ -11,7 +11,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
+import random
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,7 @@ from django.utils import timezone
 
 from rlhf_platform import request_context
 from rlhf_platform.errors import Conflict
+from rlhf_platform.validation import texts_validate
 
 from .approvals import Gate, GateMeasure, approval_kind
 from .audit import (
@@ -52,8 +57,27 @@ from .models import (
     GateResult,
     Notification,
     UserPreference,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
     WorkerHeartbeat,
 )
+from .outbox import outbox_sent_before, outbox_task_enqueue
+from .webhooks import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    EVENT_TYPES,
+    SIGNATURE_HEADER,
+    UnsafeDestination,
+    signature_header,
+    url_validate,
+    webhook_event_mapping,
+    webhook_post,
+    webhook_project_name,
+)
+
+logger = logging.getLogger(__name__)
 
 # Any constant works; it only has to be the same for every writer of the chain.
 _AUDIT_LOCK_KEY = 0x41554454  # "AUDT"
@@ -138,9 +162,12 @@ def audit_event_record(
         # The columns hold exactly what the signed text says (-0.0 is 0 there, and so here).
         stored = json.loads(text)
         del stored["v"], stored["timestamp"]
-        return AuditEvent.objects.create(
+        event = AuditEvent.objects.create(
             **stored, timestamp=timestamp, hash=mac_hex(keys[key_id], text), canonical=text
         )
+        if webhook_event_mapping(action=action) is not None:
+            _webhook_event_dispatch_safely(event)
+        return event
 
 
 def audit_checkpoint_write(*, directory: Path | None = None) -> Path | None:
@@ -887,3 +914,424 @@ def gate_policy_ensure(*, kind: str, gate: Gate, project_id: int | None = None) 
                    "threshold": row.threshold, "enabled": True, "from": "default"},
         )  # fmt: skip
     return row
+
+
+# Outbound webhooks (governance.webhooks has the catalogue, signing and the HTTP client)
+# ----------------------------------------------------------------------------------------
+
+WEBHOOK_TASK = "governance.webhook_deliver"
+WEBHOOK_QUEUE = "webhooks"
+
+
+def _webhook_event_dispatch_safely(event: AuditEvent) -> None:
+    """Dispatch in a savepoint: a faulty resolver of some app must not undo the change
+    being audited (the error is logged, the event simply has no deliveries)."""
+    try:
+        with transaction.atomic():
+            webhook_event_dispatch(event=event)
+    except Exception:
+        logger.exception("webhooks: could not dispatch audit event %s", event.sequence)
+
+
+def webhook_event_dispatch(*, event: AuditEvent) -> list[WebhookDelivery]:
+    """Turn an audit event into deliveries for the active subscriptions that want it.
+
+    Called by :func:`audit_event_record` in the transaction that writes the event: the
+    event body, a delivery row per subscription and its task (through the outbox, sent
+    after commit, queue ``webhooks``) exist if and only if the change commits.
+    """
+    mapping = webhook_event_mapping(action=event.action)
+    if mapping is None:
+        return []
+    wanted = [
+        s
+        for s in WebhookSubscription.objects.filter(is_active=True).defer("secret")
+        if mapping.event_type in s.event_types
+    ]
+    if not wanted:
+        return []
+    project_id = mapping.project(event)
+    wanted = [s for s in wanted if s.project_id is None or s.project_id == project_id]
+    if not wanted:
+        return []
+    webhook_event = WebhookEvent(
+        event_type=mapping.event_type,
+        project_id=project_id,
+        audit_sequence=event.sequence,
+        created_at=event.timestamp,
+    )
+    document = {
+        "id": str(webhook_event.event_id),
+        "type": mapping.event_type,
+        "timestamp": event.timestamp.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+        "project": project_id,
+        "data": mapping.data(event),
+    }
+    webhook_event.body = json.dumps(
+        document, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str
+    )
+    webhook_event.save()
+    deliveries = []
+    for subscription in wanted:
+        delivery = WebhookDelivery.objects.create(subscription=subscription, event=webhook_event)
+        _webhook_delivery_enqueue(delivery)
+        deliveries.append(delivery)
+    return deliveries
+
+
+def _webhook_delivery_enqueue(delivery: WebhookDelivery, *, delay: float = 0) -> None:
+    outbox_task_enqueue(
+        task=WEBHOOK_TASK,
+        kwargs={"delivery_id": delivery.pk},
+        delay=delay,
+        subject=delivery,
+        queue=WEBHOOK_QUEUE,
+    )
+
+
+def webhook_retry_delay(*, attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds before attempt ``attempt + 1``: base × 2^(attempt-1), times a jitter of
+    1–1.5 (so receivers that failed together are not retried in lockstep, and each delay
+    still exceeds the one before), capped at ``WEBHOOK_RETRY_MAX_SECONDS``."""
+    base = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** (attempt - 1)
+    jitter = (rng or random).uniform(1.0, 1.5)
+    return min(base * jitter, settings.WEBHOOK_RETRY_MAX_SECONDS)
+
+
+def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
+    """Make one HTTP attempt of a pending delivery (the worker's side); idempotent.
+
+    The delivery is claimed (pending → sending) under a row lock and the claim committed
+    before the POST, so a second copy of the task finds it sending or delivered and
+    leaves it alone: one event is never delivered twice to one subscription by us.  The
+    result goes to the delivery log; a failure is retried with backoff through the outbox
+    (queue ``webhooks``) until ``WEBHOOK_MAX_ATTEMPTS``, then the delivery fails and counts
+    towards disabling the subscription.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+        if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
+            return delivery
+        # An early copy of a retry's message (a broker redelivery): the scheduled one will
+        # come.  The margin allows for clocks of different machines.
+        if delivery.next_attempt_at and delivery.next_attempt_at > now + dt.timedelta(seconds=2):
+            return delivery
+        subscription = WebhookSubscription.objects.get(pk=delivery.subscription_id)
+        if not subscription.is_active:
+            delivery.status = WebhookDelivery.Status.CANCELLED
+            delivery.save(update_fields=["status"])
+            return delivery
+        delivery.status, delivery.claimed_at = WebhookDelivery.Status.SENDING, now
+        delivery.attempts += 1
+        delivery.save(update_fields=["status", "claimed_at", "attempts"])
+        event = WebhookEvent.objects.get(pk=delivery.event_id)
+    body = event.body.encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Attune-Webhooks/1",
+        EVENT_HEADER: event.event_type,
+        DELIVERY_HEADER: str(delivery.delivery_id),
+        SIGNATURE_HEADER: signature_header(
+            secret=subscription.secret, body=body, timestamp=int(time.time())
+        ),
+    }
+    result = webhook_post(
+        url=subscription.url, body=body, headers=headers, allow_private=subscription.allow_private
+    )
+    return _webhook_attempt_record(delivery_id=delivery.pk, started_at=now, result=result)
+
+
+@transaction.atomic
+def _webhook_attempt_record(*, delivery_id: int, started_at, result) -> WebhookDelivery:
+    """Log an attempt and decide what follows: delivered, retried later, or failed."""
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+    retry_in = None
+    if result.ok:
+        delivery.status, delivery.delivered_at = WebhookDelivery.Status.SUCCEEDED, timezone.now()
+        WebhookSubscription.objects.filter(pk=delivery.subscription_id).update(
+            consecutive_failures=0
+        )
+    elif delivery.attempts < settings.WEBHOOK_MAX_ATTEMPTS:
+        retry_in = webhook_retry_delay(attempt=delivery.attempts)
+        delivery.status = WebhookDelivery.Status.PENDING
+        delivery.next_attempt_at = timezone.now() + dt.timedelta(seconds=retry_in)
+        _webhook_delivery_enqueue(delivery, delay=retry_in)
+    else:
+        delivery.status = WebhookDelivery.Status.FAILED
+        _webhook_subscription_failure_count(subscription_id=delivery.subscription_id)
+    delivery.last_status_code, delivery.last_error = result.status_code, result.error
+    delivery.save()
+    WebhookAttempt.objects.create(
+        delivery=delivery,
+        number=delivery.attempts,
+        started_at=started_at,
+        duration_ms=result.duration_ms,
+        status_code=result.status_code,
+        error=result.error,
+        response_excerpt=result.response_excerpt,
+        retry_in_seconds=retry_in,
+    )
+    return delivery
+
+
+def _webhook_subscription_failure_count(*, subscription_id: int) -> None:
+    """One more failed delivery in a row; at the limit the subscription is disabled
+    (audited, its pending deliveries cancelled, the admins and its creator e-mailed)."""
+    subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription_id)
+    subscription.consecutive_failures += 1
+    subscription.save(update_fields=["consecutive_failures"])
+    limit = settings.WEBHOOK_DISABLE_AFTER_FAILURES
+    if not subscription.is_active or subscription.consecutive_failures < limit:
+        return
+    reason = f"{subscription.consecutive_failures} deliveries in a row failed"
+    subscription.is_active = False
+    subscription.disabled_at, subscription.disabled_reason = timezone.now(), reason
+    subscription.save(update_fields=["is_active", "disabled_at", "disabled_reason"])
+    WebhookDelivery.objects.filter(
+        subscription=subscription, status=WebhookDelivery.Status.PENDING
+    ).update(status=WebhookDelivery.Status.CANCELLED)
+    audit_event_record(
+        action="webhook.subscription_disable",
+        obj=subscription,
+        actor=None,
+        before={"is_active": True},
+        after={"is_active": False, "reason": reason},
+    )
+    _webhook_admins_notify(subscription=subscription, reason=reason)
+
+
+def _webhook_admins_notify(*, subscription: WebhookSubscription, reason: str) -> None:
+    """E-mail the admins and the subscription's creator (after commit)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    from .roles import ADMIN
+
+    users = get_user_model().objects.filter(is_active=True).exclude(email="")
+    admins = users.filter(Q(groups__name=ADMIN) | Q(is_superuser=True))
+    addresses = set(admins.values_list("email", flat=True))
+    if subscription.created_by_id:
+        creator = users.filter(pk=subscription.created_by_id)
+        addresses |= set(creator.values_list("email", flat=True))
+    if not addresses:
+        return
+    message = (
+        f"The webhook subscription {subscription.name!r} (#{subscription.pk}) was disabled: "
+        f"{reason}. Check the receiver and its delivery log, then enable it again."
+    )
+    recipients = sorted(addresses)
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=f"Attune: webhook {subscription.name} disabled",
+            message=message,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+            fail_silently=True,
+        )
+    )
+
+
+def webhook_deliveries_reap(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Queue again deliveries that a dead worker left "sending", and pending ones whose
+    task was lost (sent long ago, never run).  Beat runs it every minute; harmless twice:
+    the claim decides."""
+    now = now or timezone.now()
+    counts = {"requeued": 0, "resent": 0}
+    stale = now - dt.timedelta(seconds=3 * settings.WEBHOOK_TIMEOUT_SECONDS + 60)
+    for delivery_id in WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.SENDING, claimed_at__lt=stale
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            delivery = (
+                WebhookDelivery.objects.select_for_update()
+                .filter(pk=delivery_id, status=WebhookDelivery.Status.SENDING)
+                .first()
+            )
+            if delivery is None:
+                continue
+            delivery.status, delivery.next_attempt_at = WebhookDelivery.Status.PENDING, None
+            delivery.last_error = "the worker sending this delivery stopped; queued again"
+            delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
+            _webhook_delivery_enqueue(delivery)
+            counts["requeued"] += 1
+    lost_before = now - dt.timedelta(minutes=5)
+    for delivery in WebhookDelivery.objects.filter(
+        status=WebhookDelivery.Status.PENDING, created_at__lt=lost_before
+    ).exclude(next_attempt_at__gte=lost_before):
+        if outbox_sent_before(subject=delivery, before=lost_before):
+            with transaction.atomic():
+                _webhook_delivery_enqueue(delivery)
+            counts["resent"] += 1
+    return counts
+
+
+def _webhook_audit_view(subscription: WebhookSubscription) -> dict[str, Any]:
+    """What the audit trail records of a subscription: never the secret, and of the URL
+    only its host and a fingerprint (some receivers put a token in the path)."""
+    from urllib.parse import urlsplit
+
+    return {
+        "name": subscription.name,
+        "url_host": urlsplit(subscription.url).hostname or "",
+        "url_sha256": hashlib.sha256(subscription.url.encode()).hexdigest()[:16],
+        "event_types": sorted(subscription.event_types),
+        "project": subscription.project_id,
+        "allow_private": subscription.allow_private,
+        "is_active": subscription.is_active,
+    }
+
+
+def _webhook_subscription_validate(
+    subscription: WebhookSubscription, *, user, allow_private_before: bool = False
+) -> None:
+    """Check every field; raise ValidationError naming each bad one."""
+    from . import access
+
+    errors: dict[str, list[str]] = {}
+    name = (subscription.name or "").strip()
+    if not name or len(name) > 100:
+        errors["name"] = ["is required, at most 100 characters"]
+    try:
+        texts_validate(name=name, url=subscription.url or "")
+    except ValidationError as exc:
+        errors.update(exc.message_dict)
+    types = subscription.event_types
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+        errors["event_types"] = ["must be a non-empty list of event types"]
+    elif unknown := sorted(set(types) - set(EVENT_TYPES)):
+        errors["event_types"] = [f"unknown: {', '.join(unknown)} (known: {', '.join(EVENT_TYPES)})"]
+    if subscription.project_id is not None and (
+        webhook_project_name(project_id=subscription.project_id) is None
+    ):
+        errors["project"] = ["no such project"]
+    if (
+        subscription.allow_private
+        and not allow_private_before
+        and not access.user_can(user=user, action="allow_private", obj=subscription)
+    ):
+        errors["allow_private"] = ["only an admin may allow private addresses"]
+    if "url" not in errors:
+        if len(subscription.url or "") > 1000:
+            errors["url"] = ["at most 1000 characters"]
+        else:
+            try:
+                url_validate(subscription.url or "", allow_private=subscription.allow_private)
+            except UnsafeDestination as exc:
+                errors["url"] = [str(exc)]
+    if errors:
+        raise ValidationError(errors)
+    subscription.name = name
+    subscription.event_types = sorted(set(types))
+
+
+def webhook_secret_generate() -> str:
+    """A new signing secret (256 bits)."""
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+@transaction.atomic
+def webhook_subscription_create(
+    *,
+    name: str,
+    url: str,
+    event_types: list[str],
+    user,
+    project_id: int | None = None,
+    allow_private: bool = False,
+) -> tuple[WebhookSubscription, str]:
+    """Create a subscription with a generated secret; returns it and the secret, which is
+    shown to its creator this once (audited, without the secret)."""
+    subscription = WebhookSubscription(
+        name=name,
+        url=url,
+        event_types=event_types,
+        project_id=project_id,
+        allow_private=bool(allow_private),
+        created_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    _webhook_subscription_validate(subscription, user=user)
+    secret = webhook_secret_generate()
+    subscription.secret = secret
+    subscription.save()
+    audit_event_record(
+        action="webhook.subscription_create",
+        obj=subscription,
+        after=_webhook_audit_view(subscription),
+    )
+    return subscription, secret
+
+
+WEBHOOK_EDITABLE = ("name", "url", "event_types", "project_id", "allow_private", "is_active")
+
+
+@transaction.atomic
+def webhook_subscription_update(
+    *, subscription: WebhookSubscription, user, **changes: Any
+) -> WebhookSubscription:
+    """Change a subscription (audited with before and after).  Enabling a disabled one
+    resets its failure count."""
+    unknown = sorted(set(changes) - set(WEBHOOK_EDITABLE))
+    if unknown:
+        raise ValidationError({name: ["cannot be changed"] for name in unknown})
+    subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
+    before = _webhook_audit_view(subscription)
+    allow_private_before = subscription.allow_private
+    for field, value in changes.items():
+        setattr(subscription, field, value)
+    _webhook_subscription_validate(
+        subscription, user=user, allow_private_before=allow_private_before
+    )
+    if changes.get("is_active") and not before["is_active"]:
+        subscription.consecutive_failures = 0
+        subscription.disabled_at, subscription.disabled_reason = None, ""
+    subscription.save()
+    after = _webhook_audit_view(subscription)
+    if after != before:
+        audit_event_record(
+            action="webhook.subscription_update", obj=subscription, before=before, after=after
+        )
+    return subscription
+
+
+@transaction.atomic
+def webhook_subscription_secret_rotate(*, subscription: WebhookSubscription) -> str:
+    """Replace the signing secret; returns the new one (shown once; audited without it)."""
+    secret = webhook_secret_generate()
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(secret=secret)
+    subscription.secret = secret
+    audit_event_record(action="webhook.secret_rotate", obj=subscription)
+    return secret
+
+
+@transaction.atomic
+def webhook_subscription_delete(*, subscription: WebhookSubscription) -> None:
+    """Delete a subscription and its delivery log (audited)."""
+    audit_event_record(
+        action="webhook.subscription_delete",
+        obj=subscription,
+        before=_webhook_audit_view(subscription),
+    )
+    subscription.delete()
+
+
+@transaction.atomic
+def webhook_delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a delivery's event again, as a new delivery (new ``Attune-Delivery`` id, same
+    event id and body) — an admin's explicit request, audited."""
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    if delivery.status in (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING):
+        raise Conflict("delivery: still being delivered; wait for it to succeed or fail")
+    subscription = WebhookSubscription.objects.get(pk=delivery.subscription_id)
+    if not subscription.is_active:
+        raise Conflict("subscription: the subscription is disabled; enable it first")
+    again = WebhookDelivery.objects.create(
+        subscription=subscription, event_id=delivery.event_id, redelivery_of=delivery
+    )
+    audit_event_record(
+        action="webhook.redeliver",
+        obj=again,
+        after={"of": str(delivery.delivery_id), "subscription": subscription.pk},
+    )
+    _webhook_delivery_enqueue(again)
+    return again

@@ -9,6 +9,8 @@ from .services import (
     approval_requests_expire,
     audit_checkpoint_write,
     audit_event_record,
+    webhook_deliveries_reap,
+    webhook_delivery_attempt,
     worker_heartbeats_prune,
 )
 
@@ -69,3 +71,17 @@ def demo_promote(attempt: int = 0) -> str:
                 dedupe_key="demo-promote",
             )  # fmt: skip
     return state
+
+
+@shared_task(name="governance.webhook_deliver", time_limit=120, soft_time_limit=100)
+def webhook_deliver(delivery_id: int) -> str | None:
+    """One attempt of a webhook delivery (queue ``webhooks``; retries are queued by the
+    service through the outbox, with backoff)."""
+    delivery = webhook_delivery_attempt(delivery_id=delivery_id)
+    return delivery.status if delivery else None
+
+
+@shared_task(name="governance.webhook_deliveries_reap", time_limit=120, soft_time_limit=100)
+def webhook_deliveries_reap_task() -> dict[str, int]:
+    """Queue again deliveries a dead worker left behind (scheduled by beat)."""
+    return webhook_deliveries_reap()

@@ -11,13 +11,21 @@ from django.template.response import TemplateResponse
 from django.views import View
 from django.views.generic import ListView
 
+from rlhf_platform.crypto import secret_mask
 from rlhf_platform.errors import Conflict
 from rlhf_platform.views import RestrictedViewMixin
 
 from . import access, selectors, services
 from .approvals import approval_kinds
 from .filters import AuditEventFilterSet
-from .models import ApprovalDecision, ApprovalRequest, AuditEvent
+from .forms import WebhookSubscriptionForm
+from .models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    AuditEvent,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 
 
 class AuditEventListView(RestrictedViewMixin, ListView):
@@ -169,3 +177,174 @@ class ApprovalDetailView(RestrictedViewMixin, View):
             return self._render(self._request(request_id), status=409, form=form)
         messages.success(request, "Your decision is recorded.")
         return redirect("approval-detail", request_id=approval.pk)
+
+
+def _restricted_get(request, queryset, action: str = "view", **lookup):
+    obj = access.object_get(queryset=queryset, user=request.user, action=action, **lookup)
+    if obj is None:
+        raise Http404
+    return obj
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    fields = {"project_id": "project"}
+    for field, reasons in exc.message_dict.items():
+        name = fields.get(field, field)
+        form.add_error(name if name in form.fields else None, reasons)
+
+
+class WebhookListView(RestrictedViewMixin, View):
+    """Webhook subscriptions (admins), and the form that adds one."""
+
+    model = WebhookSubscription
+
+    def _form(self, request, data=None):
+        return WebhookSubscriptionForm(
+            data,
+            can_allow_private=access.user_can(
+                user=request.user, action="allow_private", obj=WebhookSubscription()
+            ),
+        )
+
+    def _render(self, request, form, status=200):
+        return TemplateResponse(
+            request,
+            "governance/webhook_list.html",
+            {
+                "subscriptions": selectors.webhook_subscription_list(user=request.user),
+                "form": form,
+                "can_add": access.user_can_add(user=request.user, model=WebhookSubscription),
+            },
+            status=status,
+        )
+
+    def get(self, request):
+        return self._render(request, self._form(request))
+
+    def post(self, request):
+        if not access.user_can_add(user=request.user, model=WebhookSubscription):
+            raise PermissionDenied("You may not add webhooks.")
+        form = self._form(request, request.POST)
+        if form.is_valid():
+            values = form.values()
+            values.pop("is_active", None)
+            try:
+                subscription, secret = services.webhook_subscription_create(
+                    user=request.user, **values
+                )
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                # The one time the secret is shown: rendered, never put in a URL or session.
+                return _detail_render(request, subscription, secret=secret, status=201)
+        return self._render(request, form, status=400)
+
+
+def _detail_render(request, subscription, *, secret: str = "", form=None, status: int = 200):
+    can_private = access.user_can(user=request.user, action="allow_private", obj=subscription)
+    if form is None:
+        form = WebhookSubscriptionForm(
+            initial={
+                "name": subscription.name,
+                "url": subscription.url,
+                "event_types": subscription.event_types,
+                "project": subscription.project_id,
+                "allow_private": subscription.allow_private,
+                "is_active": subscription.is_active,
+            },
+            can_allow_private=can_private,
+        )
+    return TemplateResponse(
+        request,
+        "governance/webhook_detail.html",
+        {
+            "subscription": subscription,
+            "secret": secret,
+            "secret_masked": secret_mask(text=subscription.secret),
+            "form": form,
+            "can_change": access.user_can(user=request.user, action="change", obj=subscription),
+            "deliveries": selectors.webhook_delivery_list(
+                user=request.user, subscription=subscription
+            )[:50],
+        },
+        status=status,
+    )
+
+
+class WebhookView(RestrictedViewMixin, View):
+    """One subscription: its settings (editable), masked secret and delivery log."""
+
+    model = WebhookSubscription
+
+    def get(self, request, subscription_id):
+        subscription = _restricted_get(
+            request, WebhookSubscription.objects.all(), pk=subscription_id
+        )
+        return _detail_render(request, subscription)
+
+    def post(self, request, subscription_id):
+        subscription = _restricted_get(
+            request, WebhookSubscription.objects.all(), action="change", pk=subscription_id
+        )
+        form = WebhookSubscriptionForm(
+            request.POST,
+            can_allow_private=access.user_can(
+                user=request.user, action="allow_private", obj=subscription
+            ),
+        )
+        if form.is_valid():
+            try:
+                services.webhook_subscription_update(
+                    subscription=subscription, user=request.user, **form.values()
+                )
+            except ValidationError as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(request, "Webhook saved.")
+                return redirect("webhook-detail", subscription_id=subscription.pk)
+        return _detail_render(request, subscription, form=form, status=400)
+
+
+class WebhookRotateSecretView(RestrictedViewMixin, View):
+    """Replace a subscription's secret and show the new one, once."""
+
+    model = WebhookSubscription
+
+    def post(self, request, subscription_id):
+        subscription = _restricted_get(
+            request, WebhookSubscription.objects.all(), action="change", pk=subscription_id
+        )
+        secret = services.webhook_subscription_secret_rotate(subscription=subscription)
+        return _detail_render(request, subscription, secret=secret)
+
+
+class WebhookDeleteView(RestrictedViewMixin, View):
+    """Delete a subscription and its delivery log."""
+
+    model = WebhookSubscription
+
+    def post(self, request, subscription_id):
+        subscription = _restricted_get(
+            request, WebhookSubscription.objects.all(), action="delete", pk=subscription_id
+        )
+        services.webhook_subscription_delete(subscription=subscription)
+        messages.success(request, f"Webhook {subscription.name} deleted.")
+        return redirect("webhook-list")
+
+
+class WebhookRedeliverView(RestrictedViewMixin, View):
+    """Send a delivery's event again (a new delivery)."""
+
+    model = WebhookDelivery
+
+    def post(self, request, delivery_id):
+        delivery = _restricted_get(
+            request, WebhookDelivery.objects.all(), action="change", pk=delivery_id
+        )
+        try:
+            again = services.webhook_delivery_redeliver(delivery=delivery)
+        except Conflict as exc:
+            messages.error(request, str(exc).partition(": ")[2] or str(exc))
+        else:
+            messages.success(request, f"Redelivery {again.delivery_id} queued.")
+        return redirect("webhook-detail", subscription_id=delivery.subscription_id)

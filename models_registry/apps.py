@@ -12,6 +12,7 @@ class ModelsRegistryConfig(AppConfig):
         from annotation.retention import snapshot_hold_register
 
         from .selectors import snapshots_trained_on
+        from .webhook_events import webhook_events_register
 
         snapshot_hold_register(provider=snapshots_trained_on)
 
@@ -22,3 +23,5 @@ class ModelsRegistryConfig(AppConfig):
         from .approvals import approvals_register
 
         approvals_register()
+
+        webhook_events_register()

@@ -23,3 +23,7 @@ class MonitoringConfig(AppConfig):
         from .services import outcomes_collect_soon
 
         predictions_stored.connect(outcomes_collect_soon, dispatch_uid="monitoring.collect")
+
+        from .webhook_events import webhook_events_register
+
+        webhook_events_register()

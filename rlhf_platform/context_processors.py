@@ -6,7 +6,7 @@ from django.urls import NoReverseMatch, reverse
 
 from annotation.models import Project
 from governance import access
-from governance.models import ApprovalRequest, AuditEvent
+from governance.models import ApprovalRequest, AuditEvent, WebhookSubscription
 from governance.selectors import user_theme
 from models_registry.models import RegisteredModel
 from monitoring.models import MetricPoint
@@ -20,6 +20,7 @@ NAV_ITEMS: list[tuple[str, str, type | None]] = [
     ("Attunement", "monitoring:dashboard", MetricPoint),
     ("Approvals", "approval-list", ApprovalRequest),
     ("Audit trail", "audit-list", AuditEvent),
+    ("Webhooks", "webhook-list", WebhookSubscription),
     ("API docs", "api-docs", None),
 ]
 

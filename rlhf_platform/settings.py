@@ -220,6 +220,8 @@ CELERY_TASK_ROUTES = {
     "models_registry.training_jobs_reap": {"queue": "default"},
     "models_registry.*": {"queue": "training"},
     "monitoring.*": {"queue": "monitoring"},
+    # Outbound webhooks have their own queue: a slow receiver never delays other work.
+    "governance.webhook_*": {"queue": "webhooks"},
 }
 CELERY_TASK_TIME_LIMIT = 60 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 55 * 60
@@ -253,6 +255,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "monitoring-collect-outcomes": {"task": "monitoring.outcomes_collect", "schedule": 60.0},
     "monitoring-drift-reports": {"task": "monitoring.drift_reports_schedule", "schedule": 86400.0},
     "monitoring-error-zones": {"task": "monitoring.error_zones_schedule", "schedule": 86400.0},
+
+    # Webhook deliveries whose worker died mid-send go back to the queue.
+    "governance-webhook-deliveries-reap": {
+        "task": "governance.webhook_deliveries_reap",
+        "schedule": 60.0,
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker outlives broker outages: it retries the connection for ever (the default gives
@@ -281,6 +289,17 @@ OUTBOX_RELAY_INTERVAL = float(os.environ.get("OUTBOX_RELAY_INTERVAL", "1"))
 OUTBOX_RELAY = env_bool("OUTBOX_RELAY", default=True)
 # Quiet period before a consensus recomputation runs after annotations arrive.
 CONSENSUS_DEBOUNCE_SECONDS = float(os.environ.get("CONSENSUS_DEBOUNCE_SECONDS", "10"))
+# Outbound webhooks (governance.webhooks): attempts per delivery, the backoff between them
+# (base × 2^(n-1), jitter × 1–1.5, capped), failed deliveries in a row that disable a
+# subscription, HTTP timeout, and networks that may be reached although private/loopback.
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
+WEBHOOK_RETRY_BASE_SECONDS = float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS", "10"))
+WEBHOOK_RETRY_MAX_SECONDS = float(os.environ.get("WEBHOOK_RETRY_MAX_SECONDS", "3600"))
+WEBHOOK_DISABLE_AFTER_FAILURES = int(os.environ.get("WEBHOOK_DISABLE_AFTER_FAILURES", "5"))
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
+WEBHOOK_ALLOWED_NETWORKS = [
+    n.strip() for n in os.environ.get("WEBHOOK_ALLOWED_NETWORKS", "").split(",") if n.strip()
+]
 # Seconds between worker heartbeats, and how old one may be before /healthz says "down".
 WORKER_HEARTBEAT_INTERVAL = int(os.environ.get("WORKER_HEARTBEAT_INTERVAL", "10"))
 WORKER_HEARTBEAT_MAX_AGE = int(os.environ.get("WORKER_HEARTBEAT_MAX_AGE", "45"))

@@ -103,7 +103,7 @@ class WorkerProcess:
         self,
         *,
         timeout: float = 60,
-        queues: str = "default,training,monitoring",
+        queues: str = "default,training,monitoring,webhooks",
         extra: tuple[str, ...] = (),
     ) -> WorkerProcess:
         log = self.log_path.open("w")

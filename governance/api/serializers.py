@@ -1,7 +1,17 @@
 from rest_framework import serializers
 
 from governance.approvals import approval_kinds
-from governance.models import ApprovalDecision, ApprovalRequest, AuditEvent, GateResult
+from governance.models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    AuditEvent,
+    GateResult,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from governance.webhooks import EVENT_TYPES
+from rlhf_platform.crypto import secret_mask
 from rlhf_platform.validation import text_validate
 
 
@@ -104,3 +114,100 @@ class ApprovalDecisionCreateSerializer(serializers.Serializer):
         validators=[text_validate],
         help_text="Needed to approve despite failing gates (the policy's override role only).",
     )  # fmt: skip
+
+
+class WebhookSubscriptionSerializer(serializers.ModelSerializer):
+    """A subscription as admins read and edit it; the secret only masked."""
+
+    event_types = serializers.ListField(
+        child=serializers.ChoiceField(choices=list(EVENT_TYPES)), allow_empty=False
+    )
+    project = serializers.IntegerField(
+        source="project_id", allow_null=True, required=False, min_value=1
+    )
+    secret = serializers.SerializerMethodField()
+
+    class Meta:
+        model = WebhookSubscription
+        fields = [
+            "id",
+            "name",
+            "url",
+            "event_types",
+            "project",
+            "allow_private",
+            "is_active",
+            "secret",
+            "consecutive_failures",
+            "disabled_at",
+            "disabled_reason",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "secret",
+            "consecutive_failures",
+            "disabled_at",
+            "disabled_reason",
+            "created_at",
+            "updated_at",
+        ]
+        # URL checks (scheme, addresses) are the service's, with its own messages.
+        extra_kwargs = {"url": {"validators": []}}
+
+    def get_secret(self, obj) -> str:
+        """The secret, masked (it is shown in clear only once, when created or rotated)."""
+        return secret_mask(text=obj.secret)
+
+
+class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
+    """The answer to a creation or a secret rotation: the one time the secret is shown."""
+
+    secret = serializers.CharField(read_only=True, source="secret_clear")
+
+
+class WebhookAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookAttempt
+        fields = [
+            "number",
+            "started_at",
+            "duration_ms",
+            "status_code",
+            "error",
+            "response_excerpt",
+            "retry_in_seconds",
+        ]
+        read_only_fields = fields
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    """One event to one subscription, with its attempt log."""
+
+    event_id = serializers.UUIDField(source="event.event_id", read_only=True)
+    event_type = serializers.CharField(source="event.event_type", read_only=True)
+    redelivery_of = serializers.UUIDField(
+        source="redelivery_of.delivery_id", read_only=True, allow_null=True
+    )
+    log = WebhookAttemptSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "delivery_id",
+            "subscription",
+            "event_id",
+            "event_type",
+            "redelivery_of",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "delivered_at",
+            "last_status_code",
+            "last_error",
+            "created_at",
+            "log",
+        ]
+        read_only_fields = fields

@@ -13,10 +13,11 @@ from rest_framework.response import Response
 from governance import access, services
 from governance.approvals import approval_kind
 from governance.filters import AuditEventFilterSet
-from governance.models import ApprovalRequest, AuditEvent
+from governance.models import ApprovalRequest, AuditEvent, WebhookDelivery, WebhookSubscription
 from governance.selectors import user_roles, user_theme
 from rlhf_platform.api import (
     ClientAddressThrottle,
+    RestrictedModelViewSet,
     RestrictedReadOnlyViewSet,
     RestrictedViewSetMixin,
 )
@@ -29,6 +30,9 @@ from .serializers import (
     ApprovalRequestSerializer,
     AuditEventSerializer,
     MeSerializer,
+    WebhookDeliverySerializer,
+    WebhookSubscriptionCreatedSerializer,
+    WebhookSubscriptionSerializer,
 )
 
 
@@ -157,3 +161,67 @@ class ApprovalRequestViewSet(
             request=approval, reviewer=request.user, **data.validated_data
         )
         return Response(ApprovalRequestSerializer(self.get_queryset().get(pk=approval.pk)).data)
+
+
+class WebhookSubscriptionViewSet(RestrictedModelViewSet):
+    """Webhook subscriptions (admins).  The signing secret is in the creation's answer
+    (and a rotation's) only; every other answer shows it masked."""
+
+    queryset = WebhookSubscription.objects.all()
+    serializer_class = WebhookSubscriptionSerializer
+    filterset_fields = ["is_active", "project_id"]
+    action_permissions = {"rotate_secret": "change"}
+
+    @extend_schema(responses={201: WebhookSubscriptionCreatedSerializer})
+    def create(self, request, *args, **kwargs):
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        subscription, secret = services.webhook_subscription_create(
+            user=request.user,
+            name=values["name"],
+            url=values["url"],
+            event_types=values["event_types"],
+            project_id=values.get("project_id"),
+            allow_private=values.get("allow_private", False),
+        )
+        subscription.secret_clear = secret
+        return Response(
+            WebhookSubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = services.webhook_subscription_update(
+            subscription=serializer.instance, user=self.request.user, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance):
+        services.webhook_subscription_delete(subscription=instance)
+
+    @extend_schema(request=None, responses=WebhookSubscriptionCreatedSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request, pk=None):
+        """Replace the signing secret; the answer shows the new one, this once."""
+        subscription = self.get_object()
+        subscription.secret_clear = services.webhook_subscription_secret_rotate(
+            subscription=subscription
+        )
+        return Response(WebhookSubscriptionCreatedSerializer(subscription).data)
+
+
+class WebhookDeliveryViewSet(RestrictedReadOnlyViewSet):
+    """The delivery log: each event sent to a subscription, with every attempt."""
+
+    queryset = WebhookDelivery.objects.select_related("event", "redelivery_of").prefetch_related(
+        "log"
+    )
+    serializer_class = WebhookDeliverySerializer
+    filterset_fields = ["subscription", "status"]
+    action_permissions = {"redeliver": "change"}
+
+    @extend_schema(request=None, responses={202: WebhookDeliverySerializer})
+    @action(detail=True, methods=["post"])
+    def redeliver(self, request, pk=None):
+        """Send the delivery's event again as a new delivery (202: queued)."""
+        again = services.webhook_delivery_redeliver(delivery=self.get_object())
+        return Response(WebhookDeliverySerializer(again).data, status=status.HTTP_202_ACCEPTED)
