@@ -449,7 +449,7 @@ class WebhookSubscription(models.Model):
     """
 
     name = models.CharField(max_length=100)
-    url = models.URLField(max_length=1000)
+    url = models.CharField(max_length=1000, help_text="http(s) URL, checked by the service.")
     event_types = models.JSONField(default=list, help_text="Event type names (at least one).")
     project_id = models.PositiveBigIntegerField(
         null=True, blank=True, db_index=True, help_text="Only this project's events (none: all)."
@@ -527,8 +527,6 @@ class WebhookDelivery(models.Model):
     last_error = models.CharField(max_length=1000, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    access_parent = "subscription"
-
     class Meta:
         ordering = ["-id"]
         indexes = [models.Index(fields=["status", "claimed_at"], name="webhook_delivery_status")]
@@ -550,8 +548,6 @@ class WebhookAttempt(models.Model):
     retry_in_seconds = models.FloatField(
         null=True, blank=True, help_text="Backoff before the next attempt (none: no retry)."
     )
-
-    access_parent = "delivery"
 
     class Meta:
         ordering = ["delivery", "number"]

@@ -55,7 +55,15 @@ from rest_framework.authtoken.models import Token
 from annotation import exports, services
 from annotation.consensus import consensus_recompute
 from annotation.models import Adjudication, DatasetSnapshot, ImportJob, Item, Project
-from governance.models import ApprovalRequest, AuditEvent, UserPreference, WorkerHeartbeat
+
+from governance.models import (
+    ApprovalRequest,
+    AuditEvent,
+    UserPreference,
+    WebhookDelivery,
+    WebhookSubscription,
+    WorkerHeartbeat,
+)
 from models_registry.models import ModelVersion, Prediction, RegisteredModel, TrainingJob
 from monitoring.models import Alert, DriftReport
 from tests.annotation.conftest import label, pairs
@@ -97,6 +105,12 @@ ROUTES: dict[str, dict[str, str]] = {
     "governance/audit/":                                   {"GET": AUDITORS},
     "governance/approvals/":                               {"GET": APPROVAL_READERS},
     "governance/approvals/<request_id>/":                  {"GET": APPROVAL_READERS, "POST": DECIDE},
+
+    "governance/webhooks/":                                {"GET": ADMINS, "POST": ADMINS},
+    "governance/webhooks/<subscription_id>/":              {"GET": ADMINS, "POST": ADMINS},
+    "governance/webhooks/<subscription_id>/rotate-secret/": {"POST": ADMINS},
+    "governance/webhooks/<subscription_id>/delete/":       {"POST": ADMINS},
+    "governance/webhooks/deliveries/<delivery_id>/redeliver/": {"POST": ADMINS},
     "annotation/":                                         {"GET": SIGNED_IN, "POST": CREATORS},
     "annotation/projects/<project_id>/":                   {"GET": MEMBERS},
     "annotation/projects/<project_id>/queue/":             {"GET": ANNOTATE},
@@ -135,6 +149,14 @@ ROUTES: dict[str, dict[str, str]] = {
     "api/governance/approval-requests/":                   {"GET": APPROVAL_READERS, "POST": "ada rosa"},
     "api/governance/approval-requests/<pk>/":              {"GET": APPROVAL_READERS},
     "api/governance/approval-requests/<pk>/decide/":       {"POST": DECIDE},
+
+    "api/governance/webhooks/":                            {"GET": ADMINS, "POST": ADMINS},
+    "api/governance/webhooks/<pk>/":                       {"GET": ADMINS, "PUT": ADMINS,
+                                                            "PATCH": ADMINS, "DELETE": ADMINS},
+    "api/governance/webhooks/<pk>/rotate-secret/":         {"POST": ADMINS},
+    "api/governance/webhook-deliveries/":                  {"GET": ADMINS},
+    "api/governance/webhook-deliveries/<pk>/":             {"GET": ADMINS},
+    "api/governance/webhook-deliveries/<pk>/redeliver/":   {"POST": ADMINS},
     "api/annotation/":                                     {"GET": SIGNED_IN},
     "api/annotation/projects/":                            {"GET": SIGNED_IN, "POST": CREATORS},
     "api/annotation/projects/<pk>/":                       {"GET": MEMBERS, "PUT": CHANGE, "PATCH": CHANGE},
@@ -226,6 +248,12 @@ ROUTES: dict[str, dict[str, str]] = {
     "admin/governance/gatepolicy/<object_id>/change/":     {"GET": ADMINS, "POST": NO_ONE},
     "admin/governance/gatepolicy/<object_id>/delete/":     {"GET": NO_ONE, "POST": NO_ONE},
     "admin/governance/approvalpolicy/<object_id>/delete/": {"GET": NO_ONE, "POST": NO_ONE},
+
+    # Webhooks are created in the app or the API (the secret is shown once there) and
+    # changed through audited services: the admin reads them and runs actions.
+    "admin/governance/webhook*/add/":                      {"GET": NO_ONE, "POST": NO_ONE},
+    "admin/governance/webhook*/<object_id>/change/":       {"GET": ADMINS, "POST": NO_ONE},
+    "admin/governance/webhook*/<object_id>/delete/":       {"GET": NO_ONE, "POST": NO_ONE},
     "admin/axes/accessattempt/add/":                       {"GET": NO_ONE, "POST": NO_ONE},
     "admin/axes/accesslog/add/":                           {"GET": NO_ONE, "POST": NO_ONE},
     "admin/axes/accessfailurelog/add/":                    {"GET": NO_ONE, "POST": NO_ONE},
@@ -394,6 +422,11 @@ class World:
             return str(DriftReport.objects.order_by("pk").first().pk)
         if name == "request_id":
             return str(ApprovalRequest.objects.order_by("pk").first().pk)
+
+        if name == "subscription_id":
+            return str(WebhookSubscription.objects.order_by("pk").first().pk)
+        if name == "delivery_id":
+            return str(WebhookDelivery.objects.order_by("pk").first().pk)
         raise AssertionError(f"{route.path}: no value for <{name}>; add it to World.value")
 
     def sides(self, route: Route) -> list[str]:
@@ -459,7 +492,22 @@ def _build_world(users: dict[str, Any]) -> World:
     )  # fmt: skip
     assert Adjudication.objects.count() == ImportJob.objects.count() == 2
     _build_registry(users, DatasetSnapshot.objects.filter(project=own).first())
+    _build_webhooks(users)
     return World(own=own, other=other, users=users)
+
+
+def _build_webhooks(users: dict[str, Any]) -> None:
+    """A subscription with one finished delivery (so it can be redelivered)."""
+    from governance import services as governance_services
+
+    subscription, _ = governance_services.webhook_subscription_create(
+        user=users["ada"], name="matrix", url="http://127.0.0.1:9/hook",
+        event_types=["approval.requested"], allow_private=True,
+    )  # fmt: skip
+    governance_services.audit_event_record(
+        action="approval.requested", object_type="governance.approvalrequest", object_id=1
+    )
+    WebhookDelivery.objects.filter(subscription=subscription).update(status="failed")
 
 
 def _build_registry(users: dict[str, Any], snapshot: DatasetSnapshot) -> None:
