@@ -1010,14 +1010,19 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
     """
     now = timezone.now()
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update().filter(pk=delivery_id).first()
+        delivery = (
+            WebhookDelivery.objects.select_for_update(of=("self",))
+            .select_related("subscription", "event")
+            .filter(pk=delivery_id)
+            .first()
+        )
         if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
             return delivery
         # An early copy of a retry's message (a broker redelivery): the scheduled one will
         # come.  The margin allows for clocks of different machines.
         if delivery.next_attempt_at and delivery.next_attempt_at > now + dt.timedelta(seconds=2):
             return delivery
-        subscription = WebhookSubscription.objects.get(pk=delivery.subscription_id)
+        subscription, event = delivery.subscription, delivery.event
         if not subscription.is_active:
             delivery.status = WebhookDelivery.Status.CANCELLED
             delivery.save(update_fields=["status"])
@@ -1025,7 +1030,6 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
         delivery.status, delivery.claimed_at = WebhookDelivery.Status.SENDING, now
         delivery.attempts += 1
         delivery.save(update_fields=["status", "claimed_at", "attempts"])
-        event = WebhookEvent.objects.get(pk=delivery.event_id)
     body = event.body.encode()
     headers = {
         "Content-Type": "application/json",
@@ -1049,9 +1053,10 @@ def _webhook_attempt_record(*, delivery_id: int, started_at, result) -> WebhookD
     retry_in = None
     if result.ok:
         delivery.status, delivery.delivered_at = WebhookDelivery.Status.SUCCEEDED, timezone.now()
-        WebhookSubscription.objects.filter(pk=delivery.subscription_id).update(
-            consecutive_failures=0
-        )
+        # Only a subscription with failures to forget is written (the usual case is none).
+        WebhookSubscription.objects.filter(
+            pk=delivery.subscription_id, consecutive_failures__gt=0
+        ).update(consecutive_failures=0)
     elif delivery.attempts < settings.WEBHOOK_MAX_ATTEMPTS:
         retry_in = webhook_retry_delay(attempt=delivery.attempts)
         delivery.status = WebhookDelivery.Status.PENDING

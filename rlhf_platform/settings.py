@@ -547,6 +547,8 @@ LOGGING = {
     "loggers": {
         # axes logs every login at INFO; the audit trail has them already.
         "axes": {"level": "WARNING"},
+        # httpx logs every request at INFO; webhook attempts are in their delivery log.
+        "httpx": {"level": "WARNING"},
         "rlhf_platform.cache": {"filters": ["cache_outage"]},
     },
 }
