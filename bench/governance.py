@@ -11,11 +11,12 @@ Parts, in one run:
 
 - ``baseline``: raw HTTP POSTs of the same signed body to the same receiver from one
   thread (httpx, keep-alive): the ceiling for one sender;
-- ``burst``: ``--events`` audit events written one transaction each as fast as possible,
-  each making one delivery; deliveries per second from the first commit to the last
-  receipt, and every delivery checked (delivered once, one attempt, signature valid);
-- ``paced``: ``--paced`` events at ``--rate`` per second: delay from each event's commit
-  to its receipt (p50/p95/max; goal p95 < 2 s).
+- ``burst``: ``--events`` audit events committed in one transaction, each making one
+  delivery: deliveries per second from the commit to the last receipt (the worker's
+  relay and the web process's after-commit sends both feed the broker), and every
+  delivery checked (received once, one attempt, signature valid);
+- ``paced``: ``--paced`` events at ``--rate`` per second, one transaction each: delay
+  from each event's commit to its receipt (p50/p95/max; goal p95 < 2 s).
 """
 
 from __future__ import annotations
@@ -84,6 +85,27 @@ def event_write(index: int) -> tuple[str, float]:
     return str(event_id), time.time()
 
 
+def events_write_together(count: int) -> list[str]:
+    """``count`` audited changes in one transaction (a bulk operation); their event ids."""
+    from django.db import transaction
+
+    from governance.models import WebhookEvent
+    from governance.services import audit_event_record
+
+    with transaction.atomic():
+        first = None
+        for index in range(count):
+            event = audit_event_record(
+                action="approval.requested", object_type="governance.approvalrequest",
+                object_id=index, after={"kind": "promotion"},
+            )  # fmt: skip
+            first = first or event.sequence
+        ids = WebhookEvent.objects.filter(audit_sequence__gte=first).values_list(
+            "event_id", flat=True
+        )
+        return [str(i) for i in ids]
+
+
 def receipts(receiver) -> dict[str, float]:
     """Event id -> wall time of its first receipt."""
     seen: dict[str, float] = {}
@@ -144,25 +166,23 @@ def main() -> None:
                 name="bench-webhooks@%h",
             ).start(queues="webhooks")
 
-            log(f"burst: {args.events} events, one transaction each")
-            committed: dict[str, float] = {}
+            log(f"burst: {args.events} events committed in one transaction")
             started = time.time()
-            for index in range(args.events):
-                event_id, at = event_write(index)
-                committed[event_id] = at
-            write_seconds = time.time() - started
+            event_ids = events_write_together(args.events)
+            committed_at = time.time()
+            write_seconds = committed_at - started
+            committed = dict.fromkeys(event_ids, committed_at)
             done = wait_for(lambda: len(receipts(receiver)) >= args.events, timeout=600)
             seen = receipts(receiver)
             finished = max(seen.values()) if seen else time.time()
-            elapsed = finished - min(committed.values())
+            elapsed = finished - committed_at
             deliveries = WebhookDelivery.objects.filter(subscription=subscription)
             per_delivery = Counter(r.headers["Attune-Delivery"] for r in receiver.requests)
             report["burst"] = {
                 "events": args.events,
                 "all_delivered": done,
-                "write_seconds": round(write_seconds, 2),
-                "events_written_per_second": round(args.events / write_seconds, 1),
-                "seconds_first_commit_to_last_receipt": round(elapsed, 2),
+                "write_seconds_incl_after_commit_sends": round(write_seconds, 2),
+                "seconds_commit_to_last_receipt": round(elapsed, 2),
                 "deliveries_per_second": round(len(seen) / elapsed, 1),
                 "requests_received": len(receiver.requests),
                 "deliveries_received_twice": sum(1 for n in per_delivery.values() if n > 1),
