@@ -1171,6 +1171,24 @@ def webhook_deliveries_reap(*, now: dt.datetime | None = None) -> dict[str, int]
     return counts
 
 
+WEBHOOK_LOG_KEEP = dt.timedelta(days=30)
+
+
+def webhook_log_prune(*, older_than: dt.timedelta = WEBHOOK_LOG_KEEP) -> int:
+    """Delete events older than ``older_than`` whose deliveries have all finished, with
+    their deliveries and attempt logs (beat, with the outbox prune); returns how many
+    events.  Log housekeeping, not a state change: not audited."""
+    from django.db.models import Exists, OuterRef
+
+    unfinished = WebhookDelivery.objects.filter(
+        event=OuterRef("pk"),
+        status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.SENDING],
+    )
+    old = WebhookEvent.objects.filter(created_at__lt=timezone.now() - older_than)
+    _, by_model = old.exclude(Exists(unfinished)).delete()
+    return by_model.get(WebhookEvent._meta.label, 0)
+
+
 def _webhook_audit_view(subscription: WebhookSubscription) -> dict[str, Any]:
     """What the audit trail records of a subscription: never the secret, and of the URL
     only its host and a fingerprint (some receivers put a token in the path)."""

@@ -11,6 +11,7 @@ from .services import (
     audit_event_record,
     webhook_deliveries_reap,
     webhook_delivery_attempt,
+    webhook_log_prune,
     worker_heartbeats_prune,
 )
 
@@ -40,9 +41,9 @@ def system_probe(token: str, count: int = 1) -> None:
 
 @shared_task(name="governance.outbox_prune", time_limit=300, soft_time_limit=280)
 def outbox_prune_task() -> int:
-    """Delete outbox rows sent more than a week ago, and heartbeats of long-gone worker
-    instances (scheduled by beat)."""
-    return outbox_prune() + worker_heartbeats_prune()
+    """Delete outbox rows sent more than a week ago, heartbeats of long-gone worker
+    instances and webhook logs older than 30 days (scheduled by beat)."""
+    return outbox_prune() + worker_heartbeats_prune() + webhook_log_prune()
 
 
 @shared_task(name="governance.approval_requests_expire", time_limit=300, soft_time_limit=280)

@@ -481,3 +481,19 @@ def test_the_real_approval_workflow_sends_requested_and_decided_to_the_project(
     assert WebhookDelivery.objects.count() == 2
     assert "Private reasoning" not in json.dumps(bodies)
     assert "Better held-out" not in json.dumps(bodies)
+
+
+def test_old_finished_logs_are_pruned_and_unfinished_ones_kept(ada):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    _subscribe(ada, "https://example.org/a")
+    for _ in range(2):
+        _approval_event(None)
+    finished, waiting = WebhookDelivery.objects.order_by("pk")
+    WebhookDelivery.objects.filter(pk=finished.pk).update(status="succeeded")
+    WebhookEvent.objects.update(created_at=timezone.now() - timedelta(days=31))
+    assert services.webhook_log_prune() == 1
+    assert list(WebhookDelivery.objects.values_list("pk", flat=True)) == [waiting.pk]
+    assert services.webhook_log_prune(older_than=timedelta(days=60)) == 0
