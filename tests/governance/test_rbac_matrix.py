@@ -55,7 +55,6 @@ from rest_framework.authtoken.models import Token
 from annotation import exports, services
 from annotation.consensus import consensus_recompute
 from annotation.models import Adjudication, DatasetSnapshot, ImportJob, Item, Project
-
 from governance.models import (
     ApprovalRequest,
     AuditEvent,
