@@ -980,9 +980,10 @@ def webhook_event_dispatch(*, event: AuditEvent) -> list[WebhookDelivery]:
 
 
 def _webhook_delivery_enqueue(delivery: WebhookDelivery, *, delay: float = 0) -> None:
+    # The attempt number makes every other copy of the message stale (see below).
     outbox_task_enqueue(
         task=WEBHOOK_TASK,
-        kwargs={"delivery_id": delivery.pk},
+        kwargs={"delivery_id": delivery.pk, "attempt": delivery.attempts + 1},
         delay=delay,
         subject=delivery,
         queue=WEBHOOK_QUEUE,
@@ -998,8 +999,8 @@ def webhook_retry_delay(*, attempt: int, rng: random.Random | None = None) -> fl
     return min(base * jitter, settings.WEBHOOK_RETRY_MAX_SECONDS)
 
 
-def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
-    """Make one HTTP attempt of a pending delivery (the worker's side); idempotent.
+def webhook_delivery_attempt(*, delivery_id: int, attempt: int = 1) -> WebhookDelivery | None:
+    """Make attempt number ``attempt`` of a pending delivery (the worker's side); idempotent.
 
     The delivery is claimed (pending → sending) under a row lock and the claim committed
     before the POST, so a second copy of the task finds it sending or delivered and
@@ -1018,9 +1019,11 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookDelivery | None:
         )
         if delivery is None or delivery.status != WebhookDelivery.Status.PENDING:
             return delivery
-        # An early copy of a retry's message (a broker redelivery): the scheduled one will
-        # come.  The margin allows for clocks of different machines.
-        if delivery.next_attempt_at and delivery.next_attempt_at > now + dt.timedelta(seconds=2):
+        # Each message carries the number of the attempt it is for.  A copy of a message
+        # whose attempt was made (a broker redelivery, a duplicate send) is stale: running it
+        # would post again before the backoff.  No clocks are compared, so workers whose
+        # clocks differ cannot retry early or strand a delivery.
+        if attempt != delivery.attempts + 1:
             return delivery
         subscription, event = delivery.subscription, delivery.event
         if not subscription.is_active:

@@ -75,10 +75,10 @@ def demo_promote(attempt: int = 0) -> str:
 
 
 @shared_task(name="governance.webhook_deliver", time_limit=120, soft_time_limit=100)
-def webhook_deliver(delivery_id: int) -> str | None:
-    """One attempt of a webhook delivery (queue ``webhooks``; retries are queued by the
-    service through the outbox, with backoff)."""
-    delivery = webhook_delivery_attempt(delivery_id=delivery_id)
+def webhook_deliver(delivery_id: int, attempt: int = 1) -> str | None:
+    """Attempt ``attempt`` of a webhook delivery (queue ``webhooks``; retries are queued by
+    the service through the outbox, with backoff)."""
+    delivery = webhook_delivery_attempt(delivery_id=delivery_id, attempt=attempt)
     return delivery.status if delivery else None
 
 

@@ -356,6 +356,22 @@ def test_a_delivery_is_signed_as_documented_and_sent_once(ada):
     assert attempt.response_excerpt == '{"received": true}'
 
 
+def test_a_stale_copy_of_a_message_never_posts_before_the_backoff(ada):
+    """A copy of attempt 1's message arriving after attempt 1 (a broker redelivery, a
+    duplicate send) must not post again: only attempt 2's message, after the backoff, may."""
+    with Receiver(plan=[500], default=200) as receiver:
+        _subscribe(ada, receiver.url)
+        _approval_event(None)
+        delivery = WebhookDelivery.objects.get()
+        services.webhook_delivery_attempt(delivery_id=delivery.pk, attempt=1)
+        services.webhook_delivery_attempt(delivery_id=delivery.pk, attempt=1)  # stale copy
+        assert [r.status for r in receiver.requests] == [500]
+        services.webhook_delivery_attempt(delivery_id=delivery.pk, attempt=2)
+    assert [r.status for r in receiver.requests] == [500, 200]
+    delivery.refresh_from_db()
+    assert delivery.attempts == 2 and delivery.status == "succeeded"
+
+
 def test_an_old_signature_is_refused_by_the_replay_window():
     body = b"{}"
     old = webhooks.signature_header(secret="s", body=body, timestamp=1_000_000_000)
@@ -396,8 +412,7 @@ def test_a_failing_receiver_disables_the_subscription_and_admins_are_told(
                 _approval_event(None)
                 delivery = WebhookDelivery.objects.order_by("-id").first()
                 services.webhook_delivery_attempt(delivery_id=delivery.pk)
-                WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=None)
-                services.webhook_delivery_attempt(delivery_id=delivery.pk)
+                services.webhook_delivery_attempt(delivery_id=delivery.pk, attempt=2)
     assert len(receiver.requests) == 4
     subscription.refresh_from_db()
     assert not subscription.is_active and subscription.consecutive_failures == 2
