@@ -255,7 +255,6 @@ CELERY_BEAT_SCHEDULE: dict = {
     "monitoring-collect-outcomes": {"task": "monitoring.outcomes_collect", "schedule": 60.0},
     "monitoring-drift-reports": {"task": "monitoring.drift_reports_schedule", "schedule": 86400.0},
     "monitoring-error-zones": {"task": "monitoring.error_zones_schedule", "schedule": 86400.0},
-
     # Webhook deliveries whose worker died mid-send go back to the queue.
     "governance-webhook-deliveries-reap": {
         "task": "governance.webhook_deliveries_reap",
