@@ -355,3 +355,59 @@ def consensus_by_item_ref(*, refs: list[str]) -> dict[str, dict[str, Any]]:
                 "agreement": agreement,
             }
     return out
+
+
+def vote_arrays(*, project_id: int) -> dict[str, Any]:
+    """Every labelled vote of a project as numpy arrays, oldest first, for monitoring's
+    pre-aggregation: ``item``, ``annotator``, ``label``, ``lead_time_ms``, ``created``
+    (POSIX seconds), ``gold``, and the item's current consensus ``consensus`` (−1: none)
+    with the number of votes behind it ``consensus_votes``."""
+    import numpy as np
+
+    rows = list(
+        Annotation.objects.filter(project_id=project_id, label__isnull=False)
+        .order_by("created_at", "id")
+        .values_list("item_id", "annotator_id", "label", "lead_time_ms", "created_at", "is_gold")
+    )
+    consensus = {
+        item_id: (label, n)
+        for item_id, label, n in ItemConsensus.objects.filter(project_id=project_id).values_list(
+            "item_id", "label", "n_annotations"
+        )
+    }
+    item = np.array([r[0] for r in rows], dtype=np.int64)
+    found = [consensus.get(i, (-1, 0)) for i in item.tolist()]
+    return {
+        "item": item,
+        "annotator": np.array([r[1] for r in rows], dtype=np.int64),
+        "label": np.array([r[2] for r in rows], dtype=np.int64),
+        "lead_time_ms": np.array([r[3] for r in rows], dtype=float),
+        "created": np.array([r[4].timestamp() for r in rows], dtype=float),
+        "gold": np.array([r[5] for r in rows], dtype=bool),
+        "consensus": np.array([c[0] for c in found], dtype=np.int64),
+        "consensus_votes": np.array([c[1] for c in found], dtype=np.int64),
+    }
+
+
+def project_consensus_times() -> dict[int, Any]:
+    """When each project's consensus was last recomputed: ``{project id: time}``."""
+    from django.db.models import Max
+
+    return dict(
+        ProjectStats.objects.values("project_id")
+        .annotate(latest=Max("computed_at"))
+        .values_list("project_id", "latest")
+    )
+
+
+def project_label_names(*, project_id: int) -> list[str]:
+    """Human names of a project's label codes (pairwise: A, tie, B)."""
+    from .schema import label_classes
+
+    project = Project.objects.filter(pk=project_id).only("question_schema").first()
+    return label_classes(project.question_schema) if project else []
+
+
+def project_names(*, project_ids) -> dict[int, str]:
+    """``{project id: name}`` of the given projects."""
+    return dict(Project.objects.filter(pk__in=list(project_ids)).values_list("pk", "name"))

@@ -168,6 +168,12 @@ class DriftReport(models.Model):
         return f"drift #{self.pk} {self.version_id} ({self.method}, {self.status})"
 
 
+#: Control-chart metrics a rule may watch: 1.0 when the latest point of the version's
+#: accuracy chart is out of control (``accuracy_spc``: beyond 3σ; ``accuracy_we``: any
+#: Western Electric rule), else 0.0 (see ``monitoring.charts.spc_rule_value``).
+SPC_RULE_METRICS = ("accuracy_spc", "accuracy_we")
+
+
 class Comparator(models.TextChoices):
     """How a rule compares the metric with its threshold."""
 
@@ -193,7 +199,9 @@ class AlertRule(models.Model):
     """
 
     name = models.CharField(max_length=200)
-    metric = models.CharField(max_length=20, choices=[(m, m) for m in MetricPoint.METRICS])
+    metric = models.CharField(
+        max_length=20, choices=[(m, m) for m in (*MetricPoint.METRICS, *SPC_RULE_METRICS)]
+    )
     comparator = models.CharField(max_length=3, choices=Comparator.choices)
     threshold = models.FloatField()
     window = models.CharField(max_length=5, choices=Window.choices, default=Window.DAY)
@@ -229,6 +237,15 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}: {self.metric} {self.get_comparator_display()} {self.threshold}"
+
+    def clean(self):
+        # A control chart is drawn from the version's own points, which are not per project.
+        if self.metric in SPC_RULE_METRICS and self.scope_project_id is not None:
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError(
+                {"scope_project": "control-chart metrics watch the whole version: leave empty"}
+            )
 
 
 class Alert(models.Model):
@@ -367,3 +384,103 @@ class ErrorZone(models.Model):
     def __str__(self) -> str:
         terms = ", ".join(t for t, _ in self.top_terms[:3])
         return f"zone {self.index} of run {self.run_id}: {terms}"
+
+
+class PreferencePoint(models.Model):
+    """How one project's human preferences moved in one time bucket (pre-aggregated from
+    its annotations, gold items left out): the votes per label code, the agreement of the
+    votes with the current consensus, and Krippendorff's α (nominal) over the items
+    completed in the bucket (those whose last vote falls in it)."""
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+")
+    window = models.CharField(max_length=5, choices=Window.choices)
+    start = models.DateTimeField()
+    n_votes = models.PositiveIntegerField()
+    counts = models.JSONField(help_text="votes per label code (pairwise: A, tie, B)")
+    n_consensus_votes = models.PositiveIntegerField(
+        help_text="votes on items with a consensus of at least two votes"
+    )
+    agreement = models.FloatField(null=True, help_text="share of those votes = consensus")
+    n_items = models.PositiveIntegerField(help_text="items completed in the bucket")
+    alpha = models.FloatField(null=True, help_text="Krippendorff's α (nominal) of those items")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["project", "window", "start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "window", "start"], name="preference_point_unique_bucket"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.window} {self.start:%Y-%m-%d %H:%M}: {self.n_votes} votes"
+
+
+class AnnotatorPoint(models.Model):
+    """One annotator's votes of one project in one time bucket: agreement with the
+    consensus (votes on items whose consensus has at least two votes) and speed (the
+    mean and standard deviation of the natural log of the time per vote, in ms)."""
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    window = models.CharField(max_length=5, choices=Window.choices)
+    start = models.DateTimeField()
+    n_votes = models.PositiveIntegerField()
+    n_consensus_votes = models.PositiveIntegerField()
+    n_agree = models.PositiveIntegerField()
+    log_lead_time_mean = models.FloatField()
+    log_lead_time_sd = models.FloatField()
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["project", "annotator", "window", "start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "annotator", "window", "start"],
+                name="annotator_point_unique_bucket",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}/{self.annotator_id} {self.window} {self.start:%Y-%m-%d}"
+
+
+class AnnotatorDrift(models.Model):
+    """Whether an annotator's agreement with consensus or speed has left its own
+    baseline: the verdict of the annotator's control chart (``monitoring.spc``) over the
+    ``window`` points, kept so the pages and the API read it without recomputing."""
+
+    class Metric(models.TextChoices):
+        AGREEMENT = "agreement", "Agreement with consensus"
+        SPEED = "speed", "Time per vote"
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    metric = models.CharField(max_length=10, choices=Metric.choices)
+    window = models.CharField(max_length=5, choices=Window.choices)
+    n_points = models.PositiveIntegerField()
+    center = models.FloatField(null=True, help_text="the baseline's centre line")
+    latest = models.FloatField(null=True, help_text="the latest point's value")
+    drifting = models.BooleanField(default=False, help_text="the latest point signals")
+    direction = models.CharField(max_length=5, blank=True, help_text="up or down")
+    signals = models.PositiveIntegerField(default=0, help_text="points that signal")
+    last_signal_at = models.DateTimeField(null=True, blank=True)
+    since = models.DateTimeField(null=True, blank=True, help_text="start of the current run")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project", "-drifting", "annotator", "metric"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "annotator", "metric"], name="annotator_drift_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = "drifting" if self.drifting else "in control"
+        return f"{self.project_id}/{self.annotator_id} {self.metric}: {state}"

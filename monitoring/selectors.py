@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from models_registry import selectors as registry_selectors
 from models_registry.models import ModelVersion
 
-from .models import AlertRule, MetricPoint, Notification, Outcome
+from .models import SPC_RULE_METRICS, AlertRule, MetricPoint, Notification, Outcome
 
 #: The columns drift reports compare (from outcomes).
 DRIFT_NUMERICAL = ["p_a", "margin", "confidence"]
@@ -88,6 +88,10 @@ def alert_rule_value(*, rule: AlertRule, version: ModelVersion) -> tuple[float, 
 
     from .services import bucket_end
 
+    if rule.metric in SPC_RULE_METRICS:
+        from .charts import spc_rule_value
+
+        return spc_rule_value(rule=rule, version=version)
     point = (
         MetricPoint.objects.filter(version=version, window=rule.window).order_by("-start").first()
     )

@@ -53,3 +53,12 @@ def error_zones_schedule_task() -> int:
 def alert_retraining_start_task(alert_id: int) -> None:
     """Start the one retraining job of a retraining rule's alert (idempotent)."""
     retraining.alert_retraining_start(alert_id=alert_id)
+
+
+@shared_task(name="monitoring.preference_points_refresh", time_limit=600, soft_time_limit=560)
+def preference_points_refresh_task() -> list[int]:
+    """Beat: re-aggregate the preference and annotator points (and annotator drift) of
+    every project whose consensus was recomputed since.  Returns the projects done."""
+    from . import preferences
+
+    return preferences.preference_points_refresh_due()

@@ -260,7 +260,20 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "governance.webhook_deliveries_reap",
         "schedule": 60.0,
     },
+    # Preference and annotator points of projects whose consensus was recomputed.
+    "monitoring-preference-points": {
+        "task": "monitoring.preference_points_refresh",
+        "schedule": 300.0,
+    },
 }
+# Control charts (monitoring.spc): how many of a series' first points form the baseline of
+# the accuracy and agreement charts, and the annotator-drift charts' baseline, window,
+# minimum votes per point and rules ("1": beyond 3σ; "we" or "1,2,3,4": Western Electric).
+MONITORING_SPC_BASELINE = int(os.environ.get("MONITORING_SPC_BASELINE", "10"))
+MONITORING_ANNOTATOR_WINDOW = os.environ.get("MONITORING_ANNOTATOR_WINDOW", "day")
+MONITORING_ANNOTATOR_BASELINE = int(os.environ.get("MONITORING_ANNOTATOR_BASELINE", "5"))
+MONITORING_ANNOTATOR_MIN_VOTES = int(os.environ.get("MONITORING_ANNOTATOR_MIN_VOTES", "5"))
+MONITORING_ANNOTATOR_RULES = os.environ.get("MONITORING_ANNOTATOR_RULES", "1")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A worker outlives broker outages: it retries the connection for ever (the default gives
 # up after 100 attempts) and keeps running tasks through the outage.
