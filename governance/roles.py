@@ -73,7 +73,6 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
         # Ask for governed changes (alias moves, releases) and follow them in the queue.
         "governance.view_approvalrequest",
         "governance.add_approvalrequest",
-        *[f"monitoring.view_{m}" for m in ("preferencepoint", "annotatorpoint", "annotatordrift")],
     ],
     ANNOTATOR: [],
     # Reviewers see the approval queue; which requests they decide is the policy's call
@@ -99,8 +98,7 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
             "alert",
             "errorzonerun",
         )
-    ]
-    + [f"monitoring.view_{m}" for m in ("preferencepoint", "annotatorpoint", "annotatordrift")],
+    ],
 }
 
 

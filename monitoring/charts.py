@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 
 from annotation import selectors as annotation_selectors
+from governance import access
 from models_registry import selectors as registry_selectors
 from models_registry.models import ModelVersion, RegisteredModel
 
@@ -227,9 +228,15 @@ def preference_timeline(*, project_id: int, window: str) -> dict[str, Any]:
     }
 
 
-def projects_monitored() -> list[tuple[int, str]]:
-    """Projects with preference points, as (id, name), by name."""
-    ids = PreferencePoint.objects.values_list("project_id", flat=True).order_by().distinct()
+def projects_monitored(*, user) -> list[tuple[int, str]]:
+    """Projects with preference points whose agreement ``user`` may read, as (id, name),
+    by name."""
+    ids = (
+        access.queryset_restrict(queryset=PreferencePoint.objects.all(), user=user)
+        .values_list("project_id", flat=True)
+        .order_by()
+        .distinct()
+    )
     names = annotation_selectors.project_names(project_ids=ids)
     return sorted(names.items(), key=lambda kv: (kv[1], kv[0]))
 

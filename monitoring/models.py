@@ -405,6 +405,11 @@ class PreferencePoint(models.Model):
     alpha = models.FloatField(null=True, help_text="Krippendorff's α (nominal) of those items")
     computed_at = models.DateTimeField()
 
+    # The project's agreement and annotator quality: its "report" permission (its
+    # researchers, reviewers and viewers), as on the project's own dashboard.
+    access_parent = "project"
+    access_parent_view_action = "report"
+
     class Meta:
         ordering = ["project", "window", "start"]
         constraints = [
@@ -434,6 +439,11 @@ class AnnotatorPoint(models.Model):
     log_lead_time_mean = models.FloatField()
     log_lead_time_sd = models.FloatField()
     computed_at = models.DateTimeField()
+
+    # The project's agreement and annotator quality: its "report" permission (its
+    # researchers, reviewers and viewers), as on the project's own dashboard.
+    access_parent = "project"
+    access_parent_view_action = "report"
 
     class Meta:
         ordering = ["project", "annotator", "window", "start"]
@@ -472,6 +482,11 @@ class AnnotatorDrift(models.Model):
     last_signal_at = models.DateTimeField(null=True, blank=True)
     since = models.DateTimeField(null=True, blank=True, help_text="start of the current run")
     updated_at = models.DateTimeField(auto_now=True)
+
+    # The project's agreement and annotator quality: its "report" permission (its
+    # researchers, reviewers and viewers), as on the project's own dashboard.
+    access_parent = "project"
+    access_parent_view_action = "report"
 
     class Meta:
         ordering = ["project", "-drifting", "annotator", "metric"]

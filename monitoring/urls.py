@@ -4,7 +4,7 @@ from django.urls import path
 
 from rlhf_platform.content_security import plotly_charts, sandboxed_report
 
-from . import views
+from . import chart_views, views
 
 app_name = "monitoring"
 
@@ -12,6 +12,21 @@ urlpatterns = [
     path("", plotly_charts(views.DashboardView.as_view()), name="dashboard"),
     path("calibration.json", views.CalibrationDataView.as_view(), name="calibration"),
     path("zones.json", views.ErrorZonesDataView.as_view(), name="zones"),
+    path(
+        "control/",
+        plotly_charts(chart_views.ControlChartsView.as_view()),
+        name="control-charts",
+    ),
+    path(
+        "evolution/",
+        plotly_charts(chart_views.ModelEvolutionView.as_view()),
+        name="model-evolution",
+    ),
+    path(
+        "preferences/",
+        plotly_charts(chart_views.PreferencesView.as_view()),
+        name="preferences",
+    ),
     path(
         "alerts/<int:alert_id>/acknowledge/",
         views.AlertAcknowledgeView.as_view(),

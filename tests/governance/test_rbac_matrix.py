@@ -139,6 +139,9 @@ ROUTES: dict[str, dict[str, str]] = {
     "monitoring/alerts/<alert_id>/acknowledge/":           {"POST": ADMINS},
     "monitoring/drift/<report_id>/":                       {"GET": WATCH},
     "monitoring/drift/<report_id>/evidently.html":         {"GET": WATCH},
+    "monitoring/control/":                                 {"GET": WATCH},
+    "monitoring/evolution/":                               {"GET": WATCH},
+    "monitoring/preferences/":                             {"GET": SIGNED_IN},  # own projects only
     # -- API --------------------------------------------------------------------------------
     "api/auth/token/":                                     {"POST": ANYONE},
     "api/governance/":                                     {"GET": SIGNED_IN},
@@ -189,6 +192,17 @@ ROUTES: dict[str, dict[str, str]] = {
     "api/monitoring/alerts/":                              {"GET": WATCH},
     "api/monitoring/alerts/<pk>/":                         {"GET": WATCH},
     "api/monitoring/alerts/<pk>/acknowledge/":             {"POST": ADMINS},
+    "api/monitoring/preference-points/":                   {"GET": SIGNED_IN},  # rows: REPORT
+    "api/monitoring/preference-points/<pk>/":              {"GET": REPORT},
+    "api/monitoring/annotator-points/":                    {"GET": SIGNED_IN},
+    "api/monitoring/annotator-points/<pk>/":               {"GET": REPORT},
+    "api/monitoring/annotator-drift/":                     {"GET": SIGNED_IN},
+    "api/monitoring/annotator-drift/<pk>/":                {"GET": REPORT},
+    "api/monitoring/control-charts/accuracy/":             {"GET": WATCH},
+    "api/monitoring/control-charts/agreement/":            {"GET": SIGNED_IN},  # ?project: REPORT
+    "api/monitoring/control-charts/annotator/":            {"GET": SIGNED_IN},
+    "api/monitoring/model-evolution/":                     {"GET": WATCH},
+    "api/monitoring/preference-timeline/":                 {"GET": SIGNED_IN},
     "api/models/":                                         {"GET": SIGNED_IN},
     "api/models/registered/":                              {"GET": MODEL_READERS, "POST": TRAIN},
     "api/models/registered/<pk>/":                         {"GET": MODEL_READERS},
@@ -490,6 +504,10 @@ def _build_world(users: dict[str, Any]) -> World:
         started_at=timezone.now(),
     )  # fmt: skip
     assert Adjudication.objects.count() == ImportJob.objects.count() == 2
+    from monitoring import preferences
+
+    for project in (own, other):  # preference and annotator points, annotator drift
+        preferences.preference_points_refresh(project_id=project.pk)
     _build_registry(users, DatasetSnapshot.objects.filter(project=own).first())
     _build_webhooks(users)
     return World(own=own, other=other, users=users)
