@@ -11,27 +11,8 @@
   var PALETTE = ["--accent", "--warn", "--ok", "--danger", "--muted"];
   var cache = {};
 
-  function css(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  }
+  var theme = window.AttuneChartTheme, css = theme.css, empty = theme.empty, layout = theme.layout;
   function colour(i) { return css(PALETTE[i % PALETTE.length]); }
-  function empty(node, text) {
-    var p = document.createElement("p");
-    p.className = "chart-empty";
-    p.textContent = text;
-    node.replaceChildren(p);
-  }
-  function layout(xTitle, yTitle, extra) {
-    var grid = css("--border");
-    return Object.assign({
-      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { color: css("--text"), family: getComputedStyle(document.body).fontFamily, size: 12 },
-      margin: { l: 56, r: 16, t: 8, b: 44 },
-      xaxis: { title: { text: xTitle }, gridcolor: grid, linecolor: grid, zerolinecolor: grid },
-      yaxis: { title: { text: yTitle }, gridcolor: grid, linecolor: grid, zerolinecolor: grid },
-      legend: { orientation: "h", y: -0.25 }
-    }, extra || {});
-  }
   function field(points, key) { return points.map(function (p) { return p[key]; }); }
 
   var DRAW = {

@@ -4,28 +4,22 @@ violation, script error or console error."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from annotation import services as annotation_services
-from monitoring import preferences, services
+from monitoring import preferences
 from tests.browser.test_content_security import reported, violations  # noqa: F401
-from tests.monitoring.conftest import T0, outcomes_make, snapshot, version  # noqa: F401
-from tests.monitoring.votes import Voter, history_make
+from tests.monitoring.conftest import snapshot, version  # noqa: F401
+from tests.monitoring.test_charts import CORRECT
+from tests.monitoring.votes import Voter, history_make, outcomes_day_make
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def watched(version, rosa, vic):  # noqa: F811
-    for day in range(12):
-        at = T0 + timedelta(days=day)
-        correct = 2 if day == 11 else 7 + day % 3
-        outcomes_make(
-            version=version, probs=[0.8] * 10, labels=[1] * correct + [0] * (10 - correct), at=at
-        )
-        services.metric_points_update(version=version, times=[at])
+    for day, correct in enumerate(CORRECT):
+        outcomes_day_make(version=version, day=day, correct=correct)
     project, users = history_make(
         researcher=rosa, voters=[Voter("pia"), Voter("quin", day=5, lead_ms_after=900)],
         days=8, items_per_day=10, seed=2,

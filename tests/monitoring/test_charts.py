@@ -14,8 +14,7 @@ from annotation import services as annotation_services
 from monitoring import preferences, services
 from monitoring.models import Alert
 
-from .conftest import T0, outcomes_make
-from .votes import Voter, history_make
+from .votes import Voter, history_make, outcomes_day_make
 
 pytestmark = pytest.mark.django_db
 
@@ -23,17 +22,10 @@ pytestmark = pytest.mark.django_db
 CORRECT = [8, 7, 9, 8, 8, 7, 9, 8, 8, 8, 2]
 
 
-def _day(version, day: int, correct: int) -> None:
-    at = T0 + timedelta(days=day)
-    labels = [1] * correct + [0] * (10 - correct)
-    outcomes_make(version=version, probs=[0.8] * 10, labels=labels, at=at)
-    services.metric_points_update(version=version, times=[at])
-
-
 @pytest.fixture
 def watched(version):
     for day, correct in enumerate(CORRECT):
-        _day(version, day, correct)
+        outcomes_day_make(version=version, day=day, correct=correct)
     return version
 
 
@@ -78,9 +70,9 @@ def test_an_spc_alert_rule_fires_when_accuracy_leaves_control(version, rosa):
         registered_model=version.registered_model,
     )  # fmt: skip
     for day, correct in enumerate(CORRECT[:-1]):
-        _day(version, day, correct)
+        outcomes_day_make(version=version, day=day, correct=correct)
     assert services.alert_rules_evaluate(version=version) == []  # in control
-    _day(version, 10, CORRECT[-1])
+    outcomes_day_make(version=version, day=10, correct=CORRECT[-1])
     fired = services.alert_rules_evaluate(version=version)
     assert [(a.rule.metric, a.value) for a in fired] == [("accuracy_spc", 1.0)]
     assert Alert.objects.filter(state="firing").count() == 1

@@ -12,8 +12,9 @@ import numpy as np
 from annotation import consensus
 from annotation import services as annotation_services
 from annotation.models import Annotation, Assignment, Item
+from monitoring import services as monitoring_services
 from tests.factories import UserFactory
-from tests.monitoring.conftest import T0
+from tests.monitoring.conftest import T0, outcomes_make
 
 
 @dataclass
@@ -77,3 +78,11 @@ def history_make(*, researcher, voters: list[Voter], days: int, items_per_day: i
         Annotation.objects.filter(pk__in=[v.pk for v in created]).update(created_at=when)
     consensus.consensus_recompute(project=project)
     return project, dict(zip([v.username for v in voters], users, strict=True))
+
+
+def outcomes_day_make(*, version, day: int, correct: int) -> None:
+    """Ten outcomes on day ``day`` after T0, ``correct`` of them right, and the points."""
+    at = T0 + timedelta(days=day)
+    labels = [1] * correct + [0] * (10 - correct)
+    outcomes_make(version=version, probs=[0.8] * 10, labels=labels, at=at)
+    monitoring_services.metric_points_update(version=version, times=[at])
