@@ -83,30 +83,46 @@ def _preference_rows(votes: dict, *, project_id: int, now: datetime) -> list[Pre
     _uniq, first_idx = np.unique(item[order], return_index=True)
     completed = np.maximum.reduceat(created[order], first_idx)
     last[order] = np.repeat(completed, np.diff(np.append(first_idx, len(item))))
+    agrees = settled & (label == consensus)
     rows = []
     for window in Window.values:
-        starts = bucket_starts(created, window=window)
-        item_bucket = bucket_starts(last, window=window)
-        for start in np.unique(starts):
-            here = starts == start
-            judged = here & settled
-            agree = judged & (label == consensus)
-            done = item_bucket == start
+        # Group by bucket once (sorting), so the work stays proportional to the votes
+        # however many buckets there are (hours over months: thousands).
+        buckets, vote_bucket = np.unique(bucket_starts(created, window=window), return_inverse=True)
+        nb = len(buckets)
+        counts = np.zeros((nb, n_classes), dtype=np.int64)
+        np.add.at(counts, (vote_bucket, label), 1)
+        n_judged = np.bincount(vote_bucket, weights=settled, minlength=nb).astype(int)
+        n_agree = np.bincount(vote_bucket, weights=agrees, minlength=nb).astype(int)
+        done = np.searchsorted(buckets, bucket_starts(last, window=window))
+        order = np.argsort(done, kind="stable")
+        bounds = np.searchsorted(done[order], np.arange(nb + 1))
+        for b, start in enumerate(buckets):
+            completed_votes = order[bounds[b] : bounds[b + 1]]
             rows.append(
                 PreferencePoint(
                     project_id=project_id,
                     window=window,
                     start=_when(start),
-                    n_votes=int(here.sum()),
-                    counts=np.bincount(label[here], minlength=n_classes).tolist(),
-                    n_consensus_votes=int(judged.sum()),
-                    agreement=float(agree.sum() / judged.sum()) if judged.any() else None,
-                    n_items=len(np.unique(item[done])),
-                    alpha=alpha_nominal(item=item[done], label=label[done], n_classes=n_classes),
+                    n_votes=int(counts[b].sum()),
+                    counts=counts[b].tolist(),
+                    n_consensus_votes=int(n_judged[b]),
+                    agreement=float(n_agree[b] / n_judged[b]) if n_judged[b] else None,
+                    n_items=len(np.unique(item[completed_votes])),
+                    alpha=alpha_nominal(
+                        item=item[completed_votes],
+                        label=label[completed_votes],
+                        n_classes=n_classes,
+                    ),
                     computed_at=now,
                 )
             )
     return rows
+
+
+#: Annotator points are kept per day and week: drift is judged per day, and hourly points
+#: (annotators × hours) would multiply the rows for no verdict.
+ANNOTATOR_WINDOWS = (Window.DAY, Window.WEEK)
 
 
 def _annotator_rows(votes: dict, *, project_id: int, now: datetime) -> list[AnnotatorPoint]:
@@ -115,12 +131,16 @@ def _annotator_rows(votes: dict, *, project_id: int, now: datetime) -> list[Anno
     settled = votes["consensus_votes"] >= 2
     agree = settled & (votes["label"] == votes["consensus"])
     log_time = np.log(np.maximum(votes["lead_time_ms"], 1.0))
+    annotators, annotator_idx = np.unique(votes["annotator"], return_inverse=True)
     rows = []
-    for window in Window.values:
-        starts = bucket_starts(votes["created"], window=window)
-        keys = np.stack([votes["annotator"], starts.astype(np.int64)], axis=1)
-        groups, idx = np.unique(keys, axis=0, return_inverse=True)
-        idx = idx.ravel()
+    for window in ANNOTATOR_WINDOWS:
+        buckets, bucket_idx = np.unique(
+            bucket_starts(votes["created"], window=window), return_inverse=True
+        )
+        # One integer key per (annotator, bucket): a 1-D unique is far cheaper than rows'.
+        keys, idx = np.unique(annotator_idx * len(buckets) + bucket_idx, return_inverse=True)
+        groups = zip(annotators[keys // len(buckets)], buckets[keys % len(buckets)], strict=True)
+        groups = list(groups)
         n = np.bincount(idx, minlength=len(groups))
         mean = np.bincount(idx, weights=log_time, minlength=len(groups)) / n
         sq = np.bincount(idx, weights=(log_time - mean[idx]) ** 2, minlength=len(groups))

@@ -268,7 +268,8 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 # Control charts (monitoring.spc): how many of a series' first points form the baseline of
 # the accuracy and agreement charts, and the annotator-drift charts' baseline, window,
-# minimum votes per point and rules ("1": beyond 3σ; "we" or "1,2,3,4": Western Electric).
+# minimum votes per point and rules ("1": beyond 3σ; "we" or "1,2,3,4": Western Electric);
+# annotator points exist per day and week, so the window is "day" or "week".
 MONITORING_SPC_BASELINE = int(os.environ.get("MONITORING_SPC_BASELINE", "10"))
 MONITORING_ANNOTATOR_WINDOW = os.environ.get("MONITORING_ANNOTATOR_WINDOW", "day")
 MONITORING_ANNOTATOR_BASELINE = int(os.environ.get("MONITORING_ANNOTATOR_BASELINE", "5"))
