@@ -59,6 +59,17 @@ ROLE_PERMISSIONS: dict[str, list[str] | str] = {
         # its card through ``access_parent``).
         "models_registry.add_modelcard",
         "models_registry.change_modelcard",
+        # Generation: providers are managed by admins (they hold API keys) and read here to
+        # choose one; prompt sets and generation jobs are the researcher's own work.
+        "models_registry.view_provider",
+        "models_registry.view_promptset",
+        "models_registry.add_promptset",
+        "models_registry.change_promptset",
+        "models_registry.view_prompt",
+        "models_registry.view_generationjob",
+        "models_registry.add_generationjob",
+        "models_registry.change_generationjob",
+        "models_registry.view_generatedresponse",
         *[
             f"monitoring.view_{m}"
             for m in (

@@ -385,3 +385,13 @@ class ModelCardRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.card_id} r{self.revision}"
+
+
+# Response generation (providers, prompt sets, generation jobs) lives in its own module.
+from .generation_models import (  # noqa: E402, F401
+    GeneratedResponse,
+    GenerationJob,
+    Prompt,
+    PromptSet,
+    Provider,
+)

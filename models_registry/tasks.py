@@ -27,3 +27,25 @@ def training_job_run_task(self, job_id: int) -> None:
 def training_jobs_reap_task() -> int:
     """Fail training jobs whose worker died (scheduled by beat, on the default queue)."""
     return training_jobs_fail_abandoned()
+
+
+@shared_task(
+    bind=True,
+    name="models_registry.generation_job_run",
+    time_limit=settings.GENERATION_TASK_TIME_LIMIT,
+    soft_time_limit=settings.GENERATION_TASK_TIME_LIMIT - 60,
+)
+def generation_job_run_task(self, job_id: int) -> None:
+    """Generate a job's responses and items (queued by ``generation.generation_job_create``;
+    on the ``generation`` queue)."""
+    from .generation import generation_job_run
+
+    generation_job_run(job_id=job_id, worker=worker_instance() or self.request.hostname or "")
+
+
+@shared_task(name="models_registry.prompt_set_generate", time_limit=3600, soft_time_limit=3540)
+def prompt_set_generate_task(prompt_set_id: int) -> None:
+    """Generate a prompt set from its topics (queued by ``prompts.prompt_set_generate_request``)."""
+    from .prompts import prompt_set_generate
+
+    prompt_set_generate(prompt_set_id=prompt_set_id)

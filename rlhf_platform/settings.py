@@ -218,6 +218,9 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     # The reaper of dead training jobs must run even where no training worker is alive.
     "models_registry.training_jobs_reap": {"queue": "default"},
+    # Generation waits on remote providers (I/O, no GPU): its own queue, scaled apart.
+    "models_registry.generation_job_run": {"queue": "generation"},
+    "models_registry.prompt_set_generate": {"queue": "generation"},
     "models_registry.*": {"queue": "training"},
     "monitoring.*": {"queue": "monitoring"},
     # Outbound webhooks have their own queue: a slow receiver never delays other work.
@@ -333,6 +336,12 @@ MODELS_PREDICT_MAX_PAIRS = int(os.environ.get("MODELS_PREDICT_MAX_PAIRS", "512")
 MONITORING_EMBEDDING_MODEL = os.environ.get("MONITORING_EMBEDDING_MODEL", "")
 MONITORING_EMBED_MAX_ROWS = int(os.environ.get("MONITORING_EMBED_MAX_ROWS", "20000"))
 MONITORING_ZONES_MAX_OUTCOMES = int(os.environ.get("MONITORING_ZONES_MAX_OUTCOMES", "50000"))
+
+# Generation through providers: the first retry waits up to this many seconds (doubling
+# each time, full jitter, at most 30 s) unless the provider sends Retry-After; the hard
+# time limit of one generation task.
+GENERATION_BACKOFF_BASE = float(os.environ.get("GENERATION_BACKOFF_BASE", "0.5"))
+GENERATION_TASK_TIME_LIMIT = int(os.environ.get("GENERATION_TASK_TIME_LIMIT", str(6 * 3600)))
 # Model code never reaches a hub: every model is a local directory.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

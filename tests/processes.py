@@ -103,7 +103,7 @@ class WorkerProcess:
         self,
         *,
         timeout: float = 60,
-        queues: str = "default,training,monitoring,webhooks",
+        queues: str = "default,training,monitoring,webhooks,generation",
         extra: tuple[str, ...] = (),
     ) -> WorkerProcess:
         log = self.log_path.open("w")

@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
+from .generation_views import GenerationJobViewSet, PromptSetViewSet, ProviderViewSet
 from .views import (
     AliasChangeViewSet,
     BaseModelViewSet,
@@ -20,6 +21,9 @@ router.register("base-models", BaseModelViewSet, basename="base-model")
 router.register("jobs", TrainingJobViewSet, basename="training-job")
 router.register("alias-changes", AliasChangeViewSet, basename="alias-change")
 router.register("predictions", PredictionViewSet, basename="prediction")
+router.register("providers", ProviderViewSet, basename="provider")
+router.register("prompt-sets", PromptSetViewSet, basename="prompt-set")
+router.register("generation-jobs", GenerationJobViewSet, basename="generation-job")
 
 urlpatterns = [
     *router.urls,

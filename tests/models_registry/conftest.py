@@ -83,3 +83,30 @@ def train_now(*, user, base_model, snapshot, config=None, name: str = "tiny-rm",
         snapshot_id=snapshot.pk, config={**TINY_CONFIG, **(config or {})},
     )  # fmt: skip
     return services.training_job_run(job_id=job.pk, worker="in-process")
+
+
+# -- Generation: a fake OpenAI-compatible provider (tests/fake_provider.py) -----------------
+
+API_KEY = "sk-attune-test-0123456789abcdef"
+
+
+@pytest.fixture
+def fake_provider():
+    """A running fake provider that checks the API key (see tests/fake_provider.py)."""
+    from tests.fake_provider import FakeProvider
+
+    with FakeProvider(api_key=API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def provider(ada, fake_provider, settings):
+    """The fake provider registered by Ada, with a short timeout (timeout faults) and no
+    backoff to wait through."""
+    from models_registry.providers import provider_create
+
+    settings.GENERATION_BACKOFF_BASE = 0.001
+    return provider_create(
+        user=ada, name="fake", base_url=fake_provider.base_url, model_name="fake-model",
+        api_key=API_KEY, timeout_seconds=0.5,
+    )  # fmt: skip
