@@ -40,7 +40,7 @@ from rlhf_platform.validation import text_problem
 
 from .generation_models import GeneratedResponse, GenerationJob, PromptSet, Provider
 from .openai_compat import ChatRequest, ChatResult, StreamSummary, chat_stream
-from .prompts import prompt_set_kept
+from .prompts import prompt_set_kept, settings_validate
 from .providers import provider_endpoint
 
 logger = logging.getLogger(__name__)
@@ -73,28 +73,7 @@ RESULT_FIELDS = (
 
 def sampling_validate(sampling: dict[str, Any] | None) -> dict[str, Any]:
     """Sampling settings with defaults; a ValidationError names each bad one."""
-    sampling = {} if sampling is None else sampling
-    if not isinstance(sampling, dict):
-        raise ValidationError({"sampling": ["must be an object"]})
-    errors = {f"sampling.{k}": ["unknown setting"] for k in sampling if k not in SAMPLING_SETTINGS}
-    clean: dict[str, Any] = {}
-    for name, (default, kind, low, high) in SAMPLING_SETTINGS.items():
-        value = sampling.get(name, default)
-        if value is None:
-            clean[name] = None
-            continue
-        ok = (int,) if kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, ok) or value != value:
-            errors[f"sampling.{name}"] = [
-                "must be an integer" if kind is int else "must be a number"
-            ]
-        elif not low <= value <= high:
-            errors[f"sampling.{name}"] = [f"must be between {low:g} and {high:g}"]
-        else:
-            clean[name] = kind(value)
-    if errors:
-        raise ValidationError(errors)
-    return clean
+    return settings_validate(values=sampling, spec=SAMPLING_SETTINGS, field="sampling")
 
 
 def _pairs_validate(pairs: Any, k: int) -> list[list[int]]:
@@ -190,7 +169,7 @@ def generation_job_create(
         job = GenerationJob.objects.create(
             prompt_set=prompt_set,
             provider=provider,
-            project=project,
+            item_project=project,
             pairing=pairing,
             pairs=clean_pairs,
             k=k,
@@ -428,7 +407,7 @@ def _generate(job: GenerationJob) -> GenerationJob:
             GenerationJob.Status.CANCELLED,
             f"Cancelled: {job.succeeded} responses kept, {job.failed} errors.",
         )
-    if job.project_id:
+    if job.item_project_id:
         created = generation_items_create(job=job)
         GenerationJob.objects.filter(pk=job.pk).update(items_created=job.items_created + created)
     if summary.stopped == "token cap":
@@ -459,9 +438,9 @@ def _pair_indices(job: GenerationJob, present: list[int]) -> list[tuple[int, int
 def generation_items_create(*, job: GenerationJob) -> int:
     """Pair the job's responses into items of its project (through annotation's import);
     returns how many items are new.  Items that exist (same external id) are skipped."""
-    if job.project_id is None or job.pairing == GenerationJob.Pairing.NONE:
+    if job.item_project_id is None or job.pairing == GenerationJob.Pairing.NONE:
         return 0
-    project = job.project
+    project = job.item_project
     by_prompt: dict[int, dict[int, GeneratedResponse]] = {}
     responses = (
         job.responses.filter(ok=True).select_related("prompt").order_by("prompt_id", "sample_index")
@@ -546,21 +525,7 @@ def generation_job_summary(*, job: GenerationJob) -> dict[str, Any]:
     }
 
 
-EXPORT_COLUMNS = (
-    "prompt_id",
-    "topic",
-    "prompt",
-    "sample_index",
-    "ok",
-    "text",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "latency_ms",
-    "attempts",
-    "error",
-)
+EXPORT_COLUMNS = ("prompt_id", "topic", "prompt", "sample_index", *RESULT_FIELDS)
 
 
 def generation_results(*, job: GenerationJob) -> Iterator[dict[str, Any]]:
@@ -570,20 +535,9 @@ def generation_results(*, job: GenerationJob) -> Iterator[dict[str, Any]]:
     )
     for r in rows.iterator(chunk_size=1000):
         yield {
-            "prompt_id": r.prompt_id,
-            "topic": r.prompt.topic,
-            "prompt": r.prompt.text,
-            "sample_index": r.sample_index,
-            "ok": r.ok,
-            "text": r.text,
-            "finish_reason": r.finish_reason,
-            "prompt_tokens": r.prompt_tokens,
-            "completion_tokens": r.completion_tokens,
-            "total_tokens": r.total_tokens,
-            "latency_ms": r.latency_ms,
-            "attempts": r.attempts,
-            "error": r.error,
-        }
+            "prompt_id": r.prompt_id, "topic": r.prompt.topic, "prompt": r.prompt.text,
+            "sample_index": r.sample_index, **{f: getattr(r, f) for f in RESULT_FIELDS},
+        }  # fmt: skip
 
 
 def _job_header(job: GenerationJob) -> dict[str, Any]:
@@ -602,7 +556,7 @@ def _job_header(job: GenerationJob) -> dict[str, Any]:
         "system_prompt": job.system_prompt,
         "token_cap": job.token_cap,
         "tokens_used": job.tokens_used,
-        "project": job.project_id,
+        "project": job.item_project_id,
         "pairing": job.pairing,
         "pairs": job.pairs,
     }

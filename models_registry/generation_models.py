@@ -165,8 +165,15 @@ class GenerationJob(models.Model):
         PromptSet, on_delete=models.PROTECT, related_name="generation_jobs"
     )
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="jobs")
-    project = models.ForeignKey(
-        "annotation.Project", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    # Not named ``project``: a job belongs to no project (the registry's access is by role);
+    # this is only where its items go.
+    item_project = models.ForeignKey(
+        "annotation.Project",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The annotation project that receives pairs of responses as items.",
     )
     pairing = models.CharField(max_length=6, choices=Pairing.choices, default=Pairing.NONE)
     pairs = models.JSONField(default=list, blank=True, help_text="[[0, 1], ...] for 'chosen'.")

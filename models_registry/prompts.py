@@ -66,6 +66,8 @@ GENERATION_SETTINGS: dict[str, tuple[Any, type, float, float]] = {
 
 _PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACES = re.compile(r"\s+")
+# Every word a token, one-character ones too (scikit-learn's default drops them).
+WORD = r"(?u)\b\w+\b"
 _LIST_MARK = re.compile(r"^\s*(?:[-*•]+|\(?\d{1,3}[.)\]:]|\(?[a-zA-Z][.)]\s)\s*")
 
 
@@ -94,7 +96,7 @@ def near_duplicates(
         return []
     try:
         matrix = TfidfVectorizer(
-            ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"
+            ngram_range=(1, 2), sublinear_tf=True, token_pattern=WORD
         ).fit_transform(corpus)
     except ValueError:  # every text is empty after normalisation
         return [None] * len(texts)
@@ -297,24 +299,29 @@ def _template_check(template: str) -> None:
         raise ValidationError({"template": ["must contain {topic}"]})
 
 
-def generation_settings_validate(settings_in: dict[str, Any] | None) -> dict[str, Any]:
-    """Prompt generation settings with defaults; a ValidationError names each bad one."""
-    settings_in = settings_in or {}
-    if not isinstance(settings_in, dict):
-        raise ValidationError({"settings": ["must be an object"]})
-    errors = {
-        f"settings.{k}": ["unknown setting"] for k in settings_in if k not in GENERATION_SETTINGS
-    }
+def settings_validate(
+    *, values: dict[str, Any] | None, spec: dict[str, tuple[Any, type, float, float]], field: str
+) -> dict[str, Any]:
+    """Numeric settings ``{name: (default, int | float, lowest, highest)}`` with defaults
+    filled in (a None default means "not set"); a ValidationError names each bad one as
+    ``<field>.<name>``.  Shared by prompt generation and generation jobs."""
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise ValidationError({field: ["must be an object"]})
+    errors = {f"{field}.{k}": ["unknown setting"] for k in values if k not in spec}
     clean: dict[str, Any] = {}
-    for name, (default, kind, low, high) in GENERATION_SETTINGS.items():
-        value = settings_in.get(name, default)
+    for name, (default, kind, low, high) in spec.items():
+        value = values.get(name, default)
+        if value is None and default is None:
+            clean[name] = None
+            continue
         ok = (int,) if kind is int else (int, float)
         if isinstance(value, bool) or not isinstance(value, ok) or value != value:
-            errors[f"settings.{name}"] = [
+            errors[f"{field}.{name}"] = [
                 "must be an integer" if kind is int else "must be a number"
             ]
         elif not low <= value <= high:
-            errors[f"settings.{name}"] = [f"must be between {low:g} and {high:g}"]
+            errors[f"{field}.{name}"] = [f"must be between {low:g} and {high:g}"]
         else:
             clean[name] = kind(value)
     if errors:
@@ -351,7 +358,7 @@ def prompt_set_generate_request(
         ):
             raise ValidationError({f"topics[{i}]": ["must be text of 1 to 200 characters"]})
         clean_topics.append(topic.strip())
-    clean = generation_settings_validate(settings)
+    clean = settings_validate(values=settings, spec=GENERATION_SETTINGS, field="settings")
     with transaction.atomic():
         prompt_set = PromptSet.objects.create(
             name=name,
@@ -385,17 +392,25 @@ def _lines(text: str, limit: int) -> list[str]:
     return out
 
 
-def _ask(provider: Provider, requests: list[ChatRequest], concurrency: int) -> dict[Any, str]:
+def _ask(provider: Provider, asks: dict[Any, str], config: dict[str, Any]) -> dict[Any, str]:
+    """Send each ``{key: user message}`` with the set's sampling settings; the answers by
+    key (failed ones missing).  RuntimeError when every request failed."""
+    requests = [
+        ChatRequest(
+            key=key,
+            messages=[{"role": "user", "content": content}],
+            temperature=config["temperature"],
+            max_tokens=config["max_tokens"],
+        )
+        for key, content in asks.items()
+    ]
     texts: dict[Any, str] = {}
     errors: list[str] = []
     for result in chat_stream(
-        endpoint=provider_endpoint(provider=provider),
-        requests=requests,
-        concurrency=min(concurrency, provider.max_concurrency),
-        max_retries=4,
-        backoff_base=settings.GENERATION_BACKOFF_BASE,
-        stop=threading.Event(),
-    ):
+        endpoint=provider_endpoint(provider=provider), requests=requests,
+        concurrency=min(config["concurrency"], provider.max_concurrency), max_retries=4,
+        backoff_base=settings.GENERATION_BACKOFF_BASE, stop=threading.Event(),
+    ):  # fmt: skip
         if result is None:
             continue
         if result.ok:
@@ -417,23 +432,11 @@ def prompt_set_generate(*, prompt_set_id: int) -> PromptSet | None:
     config = prompt_set.generation
     provider = prompt_set.provider
     try:
-        seeds_asked = [
-            ChatRequest(
-                key=topic,
-                temperature=config["temperature"],
-                max_tokens=config["max_tokens"],
-                messages=[
-                    {
-                        "role": "user",
-                        "content": config["template"].format(
-                            topic=topic, n=config["seeds_per_topic"]
-                        ),
-                    }
-                ],
-            )
+        seeds_asked = {
+            topic: config["template"].format(topic=topic, n=config["seeds_per_topic"])
             for topic in config["topics"]
-        ]
-        seed_texts = _ask(provider, seeds_asked, config["concurrency"])
+        }
+        seed_texts = _ask(provider, seeds_asked, config)
         seeds, seen = [], set()
         for topic in config["topics"]:
             for line in _lines(seed_texts.get(topic, ""), config["seeds_per_topic"]):
@@ -442,23 +445,11 @@ def prompt_set_generate(*, prompt_set_id: int) -> PromptSet | None:
                     seeds.append((topic, line))
         variations: list[tuple[str, int, str]] = []
         if config["variations_per_seed"]:
-            asked = [
-                ChatRequest(
-                    key=i,
-                    temperature=config["temperature"],
-                    max_tokens=config["max_tokens"],
-                    messages=[
-                        {
-                            "role": "user",
-                            "content": VARIATION_TEMPLATE.format(
-                                n=config["variations_per_seed"], prompt=text
-                            ),
-                        }
-                    ],
-                )
+            asked = {
+                i: VARIATION_TEMPLATE.format(n=config["variations_per_seed"], prompt=text)
                 for i, (_, text) in enumerate(seeds)
-            ]
-            answers = _ask(provider, asked, config["concurrency"]) if asked else {}
+            }
+            answers = _ask(provider, asked, config) if asked else {}
             variations = [
                 (seeds[i][0], i, line)
                 for i, answer in answers.items()

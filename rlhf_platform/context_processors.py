@@ -8,7 +8,7 @@ from annotation.models import Project
 from governance import access
 from governance.models import ApprovalRequest, AuditEvent, WebhookSubscription
 from governance.selectors import user_theme
-from models_registry.models import RegisteredModel
+from models_registry.models import GenerationJob, RegisteredModel
 from monitoring.models import MetricPoint
 
 # (label, url name, model whose view permission shows the link, or None for everyone).
@@ -17,6 +17,7 @@ NAV_ITEMS: list[tuple[str, str, type | None]] = [
     ("Home", "home", None),
     ("Projects", "annotation:project-list", Project),
     ("Models", "models_registry:model-list", RegisteredModel),
+    ("Generation", "generation:job-list", GenerationJob),
     ("Attunement", "monitoring:dashboard", MetricPoint),
     ("Approvals", "approval-list", ApprovalRequest),
     ("Audit trail", "audit-list", AuditEvent),

@@ -23,6 +23,7 @@ urlpatterns = [
     path("governance/", include("governance.urls")),
     path("annotation/", include("annotation.urls")),
     path("models/", include("models_registry.urls")),
+    path("generation/", include("models_registry.generation_urls")),
     path("monitoring/", include("monitoring.urls")),
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),

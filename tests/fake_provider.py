@@ -24,6 +24,9 @@ Interface (used by tests/models_registry, bench/generation.py and the RLHF loop'
 - The answer text is ``responder(body)`` when given, else a deterministic text naming the
   prompt, the seed (or a counter when there is none) and the temperature, so k samples of
   one prompt differ.  A responder returning lines serves prompt generation.
+
+In a process of its own: ``python -m tests.fake_provider --latency 0.05 [--api-key KEY]``
+serves until killed and prints its base URL as the first line (bench/generation.py).
 """
 
 from __future__ import annotations
@@ -155,6 +158,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     fake: FakeProvider
     protocol_version = "HTTP/1.1"  # keep-alive, as real providers (and httpx pools) use
+    # Headers and body go out in two writes: with Nagle's algorithm and the client's delayed
+    # ACK, every answer would wait about 40 ms more.
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):  # quiet: tests read the provider's counters
         return
@@ -253,3 +259,30 @@ class _Handler(BaseHTTPRequestHandler):
             },
         }
         self._send(200, json.dumps(answer).encode())
+
+
+def main() -> None:
+    """``python -m tests.fake_provider --latency 0.05``: serve until killed, in a process of
+    its own (benchmarks: the server then shares no interpreter lock with the client).
+    Prints the base URL on the first line of stdout."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--api-key", default="")
+    parser.add_argument("--model", default="fake-model")
+    args = parser.parse_args()
+    fake = FakeProvider(api_key=args.api_key, model=args.model, latency=args.latency).start()
+    print(fake.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

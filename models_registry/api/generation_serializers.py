@@ -55,8 +55,12 @@ class ProviderTestSerializer(serializers.Serializer):
 
 
 class PromptSetSerializer(serializers.ModelSerializer):
-    provider = serializers.CharField(source="provider.name", default=None, read_only=True)
-    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    provider = serializers.CharField(
+        source="provider.name", default=None, read_only=True, allow_null=True
+    )
+    created_by = serializers.CharField(
+        source="created_by.username", default=None, read_only=True, allow_null=True
+    )
     counts = serializers.SerializerMethodField()
 
     class Meta:
@@ -149,8 +153,9 @@ class SamplingSerializer(serializers.Serializer):
 
 class GenerationJobSerializer(serializers.ModelSerializer):
     provider = serializers.CharField(source="provider.name")
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     percent = serializers.FloatField()
+    project = serializers.IntegerField(source="item_project_id", allow_null=True)
 
     class Meta:
         model = GenerationJob

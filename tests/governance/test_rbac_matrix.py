@@ -63,7 +63,15 @@ from governance.models import (
     WebhookSubscription,
     WorkerHeartbeat,
 )
-from models_registry.models import ModelVersion, Prediction, RegisteredModel, TrainingJob
+from models_registry.models import (
+    GenerationJob,
+    ModelVersion,
+    Prediction,
+    PromptSet,
+    Provider,
+    RegisteredModel,
+    TrainingJob,
+)
 from monitoring.models import Alert, DriftReport
 from tests.annotation.conftest import label, pairs
 from tests.factories import UserFactory
@@ -133,6 +141,17 @@ ROUTES: dict[str, dict[str, str]] = {
     "models/jobs/<job_id>/progress.json":                  {"GET": TRAIN},
     "models/jobs/<job_id>/cancel/":                        {"POST": TRAIN},
     "models/<name>/":                                      {"GET": MODEL_READERS, "POST": TRAIN},
+    "generation/":                                         {"GET": TRAIN, "POST": TRAIN},
+    "generation/jobs/<generation_job_id>/":                {"GET": TRAIN},
+    "generation/jobs/<generation_job_id>/progress.json":   {"GET": TRAIN},
+    "generation/jobs/<generation_job_id>/cancel/":         {"POST": TRAIN},
+    "generation/jobs/<generation_job_id>/retry/":          {"POST": TRAIN},
+    "generation/jobs/<generation_job_id>/download/":       {"GET": TRAIN},
+    "generation/providers/":                               {"GET": TRAIN, "POST": ADMINS},
+    "generation/providers/<provider_id>/":                 {"GET": TRAIN, "POST": ADMINS},
+    "generation/providers/<provider_id>/test/":            {"POST": ADMINS},
+    "generation/prompt-sets/":                             {"GET": TRAIN, "POST": TRAIN},
+    "generation/prompt-sets/<prompt_set_id>/":             {"GET": TRAIN, "POST": TRAIN},
     "monitoring/":                                         {"GET": WATCH},
     "monitoring/calibration.json":                         {"GET": WATCH},
     "monitoring/zones.json":                               {"GET": WATCH},
@@ -222,6 +241,21 @@ ROUTES: dict[str, dict[str, str]] = {
     "api/models/predictions/":                             {"GET": TRAIN},
     "api/models/predictions/<pk>/":                        {"GET": TRAIN},
     "api/models/<ref>/predict":                            {"POST": TRAIN},
+    "api/models/providers/":                               {"GET": TRAIN, "POST": ADMINS},
+    "api/models/providers/<pk>/":                          {"GET": TRAIN, "PUT": ADMINS, "PATCH": ADMINS, "DELETE": ADMINS},
+    "api/models/providers/<pk>/test/":                     {"POST": ADMINS},
+    "api/models/prompt-sets/":                             {"GET": TRAIN, "POST": TRAIN},
+    "api/models/prompt-sets/generate/":                    {"POST": TRAIN},
+    "api/models/prompt-sets/import/":                      {"POST": TRAIN},
+    "api/models/prompt-sets/<pk>/":                        {"GET": TRAIN},
+    "api/models/prompt-sets/<pk>/prompts/":                {"GET": TRAIN},
+    "api/models/prompt-sets/<pk>/review/":                 {"POST": TRAIN},
+    "api/models/generation-jobs/":                         {"GET": TRAIN, "POST": TRAIN},
+    "api/models/generation-jobs/<pk>/":                    {"GET": TRAIN},
+    "api/models/generation-jobs/<pk>/cancel/":             {"POST": TRAIN},
+    "api/models/generation-jobs/<pk>/retry/":              {"POST": TRAIN},
+    "api/models/generation-jobs/<pk>/responses/":          {"GET": TRAIN},
+    "api/models/generation-jobs/<pk>/download/":           {"GET": TRAIN},
     "api/schema/":                                         {"GET": ANYONE},
     "api/docs/":                                           {"GET": ANYONE},
     # -- admin console: staff only (Ada); first matching pattern wins -----------------------
@@ -440,6 +474,13 @@ class World:
             return str(WebhookSubscription.objects.order_by("pk").first().pk)
         if name == "delivery_id":
             return str(WebhookDelivery.objects.order_by("pk").first().pk)
+
+        if name == "generation_job_id":
+            return str(GenerationJob.objects.order_by("pk").first().pk)
+        if name == "provider_id":
+            return str(Provider.objects.order_by("pk").first().pk)
+        if name == "prompt_set_id":
+            return str(PromptSet.objects.order_by("pk").first().pk)
         raise AssertionError(f"{route.path}: no value for <{name}>; add it to World.value")
 
     def sides(self, route: Route) -> list[str]:
@@ -576,6 +617,21 @@ def _build_approvals(users: dict[str, Any], version: ModelVersion) -> None:
         kind="model.promote", gate="heldout_accuracy", threshold=0.6
     )
     governance_services.approval_policy_set(kind="model.promote", quorum=2)
+
+    _build_generation(users)
+
+
+def _build_generation(users: dict[str, Any]) -> None:
+    """A provider (nothing listens at its URL: its connection test fails fast), a typed
+    prompt set and a queued generation job."""
+    from models_registry import generation, prompts, providers
+
+    provider = providers.provider_create(
+        user=users["ada"], name="matrix", base_url="http://127.0.0.1:9/v1", model_name="m",
+        api_key="sk-matrix", timeout_seconds=0.5,
+    )  # fmt: skip
+    prompt_set = prompts.prompt_set_create(user=users["rosa"], name="matrix", prompts=["p"])
+    generation.generation_job_create(user=users["rosa"], prompt_set=prompt_set, provider=provider)
 
 
 def _build_monitoring(users: dict[str, Any], version: ModelVersion, prediction) -> None:

@@ -19,7 +19,6 @@ from governance.models import AuditEvent
 from models_registry import generation, prompts, providers
 from models_registry.generation_models import (
     GeneratedResponse,
-    GenerationJob,
     Prompt,
     PromptSet,
     Provider,
@@ -29,9 +28,9 @@ from tests.models_registry.conftest import API_KEY
 pytestmark = pytest.mark.django_db
 
 
-def raw_rows(sql: str) -> list[tuple]:
+def raw_rows(sql: str, params: tuple = ()) -> list[tuple]:
     with connection.cursor() as cursor:
-        cursor.execute(sql)
+        cursor.execute(sql, params)
         return cursor.fetchall()
 
 
@@ -61,7 +60,7 @@ def run_job(job):
 
 
 def test_the_key_is_encrypted_at_rest_masked_and_kept_out_of_the_audit(provider):
-    stored = raw_rows(f"SELECT api_key FROM models_registry_provider WHERE id = {provider.pk}")
+    stored = raw_rows("SELECT api_key FROM models_registry_provider WHERE id = %s", (provider.pk,))
     assert API_KEY not in stored[0][0] and stored[0][0].startswith("gAAAA")  # a Fernet token
     assert Provider.objects.get(pk=provider.pk).api_key == API_KEY
     assert provider.api_key_masked.endswith(API_KEY[-4:])
@@ -184,9 +183,10 @@ def seeds_and_variations(body):
         seed = content.split("Request: ", 1)[1]
         return f"1. {seed} Please answer briefly.\n2. Could you tell me: {seed.lower()}"
     topic = content.split("about ", 1)[1].split(".")[0]
-    return "\n".join(
-        f"{i + 1}. Tell me something specific about {topic}, item {i}" for i in range(3)
-    ) + f"\n- Tell me something specific about {topic}, item 0"
+    return (
+        "\n".join(f"{i + 1}. Tell me something specific about {topic}, item {i}" for i in range(3))
+        + f"\n- Tell me something specific about {topic}, item 0"
+    )
 
 
 def test_generated_prompts_arrive_for_review_without_near_duplicates(ada, rosa, provider,
@@ -369,7 +369,9 @@ def test_bad_job_settings_name_the_field(rosa, provider, prompt_set, project, an
 
 def test_the_key_never_reaches_logs_downloads_or_the_audit(rosa, provider, prompt_set,
                                                             fake_provider, caplog):  # fmt: skip
-    caplog.set_level(logging.DEBUG)
+    # Everything, down to httpx's and httpcore's DEBUG lines (which settings quiet).
+    for name in ("", "httpx", "httpcore", "models_registry"):
+        caplog.set_level(logging.DEBUG, logger=name)
     fake_provider.faults.extend(["500", "429"])
     job = generation.generation_job_create(user=rosa, prompt_set=prompt_set, provider=provider)
     run_job(job)
@@ -377,7 +379,8 @@ def test_the_key_never_reaches_logs_downloads_or_the_audit(rosa, provider, promp
     downloads = "".join(generation.generation_results_json(job=job)) + "".join(
         generation.generation_results_csv(job=job)
     )
-    assert "httpx" in caplog.text or "generation" in caplog.text or caplog.records
+    assert {"httpx", "httpcore.http11"} <= {r.name for r in caplog.records}
+    assert "HTTP 500" in caplog.text or "generation job" in caplog.text or "POST" in caplog.text
     for text in (caplog.text, downloads, audit_text()):
         assert API_KEY not in text
     # The provider did get it.
@@ -402,7 +405,7 @@ def test_a_formula_in_a_prompt_is_inert_in_the_csv(rosa, provider):
     job = run_job(generation.generation_job_create(user=rosa, prompt_set=prompt_set,
                                                    provider=provider, k=1))  # fmt: skip
     csv_text = "".join(generation.generation_results_csv(job=job))
-    assert "\"'=HYPERLINK(\"\"x\"\")\"" in csv_text
+    assert '"\'=HYPERLINK(""x"")"' in csv_text
 
 
 def test_a_set_without_kept_prompts_cannot_be_generated_for(rosa, provider, prompt_set):

@@ -41,7 +41,7 @@ def test_a_job_runs_end_to_end_on_the_worker(celery_worker_process, rosa, provid
     assert GeneratedResponse.objects.filter(job=job).count() == 30
     assert Item.objects.filter(project=project).count() == done.items_created == 30
     log = Path(django_settings.VAR_DIR, "test-worker.log").read_text(errors="replace")
-    assert f"generation_job_run[" in log and API_KEY not in log
+    assert "generation_job_run[" in log and API_KEY not in log
 
 
 def test_a_running_job_is_cancelled(celery_worker_process, api_as, rosa, provider, fake_provider):
