@@ -50,6 +50,15 @@ def provider_start(latency: float) -> tuple[subprocess.Popen, str]:
     return proc, base_url
 
 
+def figures(n: int, ok: int, seconds: float, cpu: float) -> dict:
+    """Throughput and this process's CPU time per request (every thread; the fake provider
+    is another process), which the machine's load does not inflate the way it does
+    wall time."""
+    return {"requests": n, "ok": ok, "seconds": round(seconds, 3),
+            "requests_per_second": round(ok / seconds, 1),
+            "cpu_ms_per_request": round(1000 * cpu / n, 3)}  # fmt: skip
+
+
 def body(i: int) -> dict:
     return {"model": "fake-model", "messages": [{"role": "user", "content": f"Bench prompt {i}"}],
             "max_tokens": 64, "seed": i}  # fmt: skip
@@ -70,11 +79,10 @@ async def raw_httpx(base_url: str, concurrency: int, n: int) -> dict:
                 return response.status_code == 200 and bool(response.json()["choices"])
 
         await asyncio.gather(*(one(i) for i in range(min(concurrency, 8))))  # warm connections
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         ok = await asyncio.gather(*(one(i) for i in range(n)))
-        seconds = time.perf_counter() - started
-    return {"requests": n, "ok": sum(ok), "seconds": round(seconds, 3),
-            "requests_per_second": round(n / seconds, 1)}  # fmt: skip
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return figures(n, sum(ok), seconds, cpu)
 
 
 async def raw_openai(base_url: str, concurrency: int, n: int) -> dict:
@@ -95,12 +103,11 @@ async def raw_openai(base_url: str, concurrency: int, n: int) -> dict:
             return bool(answer.choices[0].message.content)
 
     await asyncio.gather(*(one(i) for i in range(min(concurrency, 8))))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     ok = await asyncio.gather(*(one(i) for i in range(n)))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     await client.close()
-    return {"requests": n, "ok": sum(ok), "seconds": round(seconds, 3),
-            "requests_per_second": round(n / seconds, 1)}  # fmt: skip
+    return figures(n, sum(ok), seconds, cpu)
 
 
 def platform_run(provider, user, concurrency: int, n: int) -> dict:
@@ -116,22 +123,48 @@ def platform_run(provider, user, concurrency: int, n: int) -> dict:
         user=user, prompt_set=prompt_set, provider=provider, k=1, concurrency=concurrency,
         sampling={"max_tokens": 64, "seed": 1}, max_retries=2,
     )  # fmt: skip
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     job = generation.generation_job_run(job_id=job.pk, worker="bench")
-    seconds = time.perf_counter() - started
-    return {"requests": n, "ok": job.succeeded, "failed": job.failed, "status": job.status,
-            "requests_sent": job.requests_sent, "seconds": round(seconds, 3),
-            "requests_per_second": round(job.succeeded / seconds, 1)}  # fmt: skip
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {**figures(n, job.succeeded, seconds, cpu), "failed": job.failed,
+            "status": job.status, "requests_sent": job.requests_sent}  # fmt: skip
+
+
+def measure(provider, admin, base_url: str, latency: float, concurrency: int, rounds: int):
+    """One latency × concurrency point: raw httpx, raw openai, the platform."""
+    n = concurrency * rounds
+    ideal = concurrency / latency
+    log(f"latency {latency} s, concurrency {concurrency}: {n} requests, ideal {ideal:.0f}/s")
+    httpx_run = asyncio.run(raw_httpx(base_url, concurrency, n))
+    openai_run = asyncio.run(raw_openai(base_url, concurrency, n))
+    ours = platform_run(provider, admin, concurrency, n)
+    log(f"  httpx {httpx_run['requests_per_second']}/s, openai "
+        f"{openai_run['requests_per_second']}/s, platform {ours['requests_per_second']}/s")  # fmt: skip
+    rate = ours["requests_per_second"]
+    return {
+        "latency_s": latency,
+        "concurrency": concurrency,
+        "ideal_requests_per_second": round(ideal, 1),
+        "raw_httpx": httpx_run,
+        "raw_openai": openai_run,
+        "platform": ours,
+        "platform_vs_ideal": round(rate / ideal, 3),
+        "platform_vs_raw_httpx": round(rate / httpx_run["requests_per_second"], 3),
+        "platform_vs_raw_openai": round(rate / openai_run["requests_per_second"], 3),
+        "raw_httpx_vs_ideal": round(httpx_run["requests_per_second"] / ideal, 3),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=0.05, help="server side, seconds")
+    parser.add_argument("--latency", default="0.05,0.5",
+                        help="server-side latencies, seconds, comma-separated")  # fmt: skip
     parser.add_argument("--concurrency", default="8,16,32")
-    parser.add_argument("--rounds", type=int, default=40,
+    parser.add_argument("--rounds", type=int, default=20,
                         help="requests per run = concurrency × rounds")  # fmt: skip
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
+    latencies = [float(x) for x in args.latency.split(",")]
     database = prepare_database(args)
     django_setup()
     from django.core.management import call_command
@@ -141,45 +174,29 @@ def main() -> None:
 
     from models_registry.providers import provider_create
 
-    proc, base_url = provider_start(args.latency)
-    try:
-        admin = get_user_model().objects.create_superuser("bench-admin", password="x")
-        provider = provider_create(
-            user=admin, name="fake", base_url=base_url, model_name="fake-model", api_key=KEY,
-            max_concurrency=256, timeout_seconds=30,
-        )  # fmt: skip
-        runs = []
-        for concurrency in levels:
-            n = concurrency * args.rounds
-            ideal = concurrency / args.latency
-            log(f"concurrency {concurrency}: {n} requests, ideal {ideal:.0f}/s")
-            httpx_run = asyncio.run(raw_httpx(base_url, concurrency, n))
-            openai_run = asyncio.run(raw_openai(base_url, concurrency, n))
-            ours = platform_run(provider, admin, concurrency, n)
-            log(f"  httpx {httpx_run['requests_per_second']}/s, openai "
-                f"{openai_run['requests_per_second']}/s, platform {ours['requests_per_second']}/s")  # fmt: skip
-            runs.append({
-                "concurrency": concurrency,
-                "ideal_requests_per_second": round(ideal, 1),
-                "raw_httpx": httpx_run,
-                "raw_openai": openai_run,
-                "platform": ours,
-                "platform_vs_ideal": round(ours["requests_per_second"] / ideal, 3),
-                "platform_vs_raw_httpx": round(
-                    ours["requests_per_second"] / httpx_run["requests_per_second"], 3),
-                "platform_vs_raw_openai": round(
-                    ours["requests_per_second"] / openai_run["requests_per_second"], 3),
-            })  # fmt: skip
-    finally:
-        proc.kill()
-        proc.wait()
+    admin = get_user_model().objects.create_superuser("bench-admin", password="x")
+    load_before = os.getloadavg()
+    runs = []
+    for latency in latencies:
+        proc, base_url = provider_start(latency)
+        try:
+            provider = provider_create(
+                user=admin, name=f"fake-{latency}", base_url=base_url, model_name="fake-model",
+                api_key=KEY, max_concurrency=256, timeout_seconds=30,
+            )  # fmt: skip
+            for concurrency in levels:
+                runs.append(measure(provider, admin, base_url, latency, concurrency, args.rounds))
+        finally:
+            proc.kill()
+            proc.wait()
     print(json.dumps({
         "benchmark": "generation",
-        "latency_s": args.latency,
+        "latencies_s": latencies,
         "rounds": args.rounds,
         "database": database,
         "machine": {"python": sys.version.split()[0], "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(),
+                    "load_average_1min": [round(load_before[0], 1), round(os.getloadavg()[0], 1)]},
         "runs": runs,
     }, indent=2))  # fmt: skip
 
