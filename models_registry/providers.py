@@ -155,8 +155,9 @@ def provider_endpoint(*, provider: Provider) -> Endpoint:
 
 
 def provider_connection_test(*, provider: Provider) -> dict[str, Any]:
-    """Call ``GET /models`` (then, if the model is not listed, one tiny chat completion) and
-    record the result on the provider (audited).  Returns ``{"ok", "message", "models"}``."""
+    """Call ``GET /models``, say whether the model is served, the key was refused or the
+    endpoint unreachable, and record the result on the provider (audited, without the
+    message).  Returns ``{"ok", "message", "models"}``."""
     endpoint = provider_endpoint(provider=provider)
     models: list[str] = []
     try:
