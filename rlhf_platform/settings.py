@@ -569,10 +569,8 @@ LOGGING = {
     "loggers": {
         # axes logs every login at INFO; the audit trail has them already.
         "axes": {"level": "WARNING"},
-        # httpx logs every request at INFO; webhook attempts are in their delivery log.
-
-        # httpx logs every request at INFO; a generation job sends hundreds a second, and
-        # its responses and errors are kept on the job already.
+        # httpx logs every request at INFO; webhook attempts are in their delivery log, and
+        # a generation job (hundreds a second) keeps its responses and errors on the job.
         "httpx": {"level": "WARNING"},
         "rlhf_platform.cache": {"filters": ["cache_outage"]},
     },

@@ -474,7 +474,6 @@ class World:
             return str(WebhookSubscription.objects.order_by("pk").first().pk)
         if name == "delivery_id":
             return str(WebhookDelivery.objects.order_by("pk").first().pk)
-
         if name == "generation_job_id":
             return str(GenerationJob.objects.order_by("pk").first().pk)
         if name == "provider_id":
