@@ -47,7 +47,11 @@ FILTER_DEFAULTS: dict[str, Any] = {
     # Rationales and comments marked sensitive are encrypted at rest and left out of
     # exports unless asked for (the choice is kept in the snapshot's filters and audited).
     "include_sensitive_text": False,
+    # {external_id: k}: write those items' rows k times (oversampling, e.g. the RLHF loop's
+    # error memory; 0 leaves an item out, e.g. held out for evaluation); TRL and Parquet.
+    "repeat": {},
 }
+MAX_REPEAT = 20
 EXTENSIONS = {
     "trl": "jsonl",
     "parquet": "parquet",
@@ -119,7 +123,21 @@ def filters_validate(filters: Any) -> dict[str, Any]:
     for name in ("include_ties", "include_gold", "include_sensitive_text"):
         if not isinstance(clean[name], bool):
             raise ValidationError({f"filters.{name}": ["must be true or false"]})
+    repeat = clean["repeat"]
+    if not isinstance(repeat, dict) or not all(
+        isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+        and 0 <= v <= MAX_REPEAT
+        for k, v in repeat.items()
+    ):  # fmt: skip
+        raise ValidationError(
+            {"filters.repeat": [f"must map external ids to integers 0..{MAX_REPEAT}"]}
+        )
     return clean
+
+
+def _repeated(row: dict, filters: dict) -> int:
+    """How many times a preference row is written (1 unless ``repeat`` names its item)."""
+    return filters["repeat"].get(row["external_id"], 1)
 
 
 def _labelled_items(
@@ -215,8 +233,10 @@ def _write_trl(project, filters, out: _HashingWriter) -> int:
         for item, cons in batch:
             row = _preference_row(project, item, cons, filters)
             if row is not None:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
+                line = json.dumps(row, ensure_ascii=False) + "\n"
+                for _ in range(_repeated(row, filters)):
+                    out.write(line)
+                    count += 1
     return count
 
 
@@ -358,7 +378,10 @@ def _write_parquet(project, filters, path: Path) -> int:
     try:
         for batch in _labelled_items(project, filters):
             rows = [
-                r for item, cons in batch if (r := _preference_row(project, item, cons, filters))
+                r
+                for item, cons in batch
+                if (r := _preference_row(project, item, cons, filters))
+                for _ in range(_repeated(r, filters))
             ]
             if not rows:
                 continue

@@ -80,6 +80,11 @@ class Project(models.Model):
         max_length=10, choices=SkipPolicy.choices, default=SkipPolicy.ALLOW
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    show_suggestions = models.BooleanField(
+        default=False,
+        help_text="Show annotators the suggestion of a registered provider (e.g. a model's "
+        "prediction) beside an item; never on items sent to humans as a blind check.",
+    )
     # Per-project salt of the annotator pseudonyms in exports (annotation.exports.pseudonym):
     # with the server's PSEUDONYM_KEY, which is not in the database, it keys an HMAC.
     pseudonym_key = models.CharField(max_length=64, default=_pseudonym_key, editable=False)
@@ -153,6 +158,10 @@ class Item(models.Model):
     responses = models.JSONField(help_text='[{"text": ..., "model": ..., "metadata": {...}}]')
     metadata = models.JSONField(default=dict, blank=True)
     priority = models.FloatField(default=0.0, help_text="Higher is served first.")
+    # False: the item is not offered to annotators (another process labelled it, e.g. the
+    # RLHF loop's auto-labelling).  Part of the assignment index, so held items cost the
+    # next-item query nothing.
+    assignable = models.BooleanField(default=True)
     is_gold = models.BooleanField(default=False)
     gold_answer = models.JSONField(null=True, blank=True)
     # Submitted plus locked assignments; maintained by the assignment services under row
@@ -174,6 +183,7 @@ class Item(models.Model):
             models.Index(
                 "project",
                 "is_gold",
+                "assignable",
                 models.F("priority").desc(),
                 models.F("n_assigned").desc(),
                 "id",

@@ -411,3 +411,49 @@ def project_label_names(*, project_id: int) -> list[str]:
 def project_names(*, project_ids) -> dict[int, str]:
     """``{project id: name}`` of the given projects."""
     return dict(Project.objects.filter(pk__in=list(project_ids)).values_list("pk", "name"))
+
+def items_after(*, project: Project, after_id: int, limit: int) -> list[Item]:
+    """Up to ``limit`` non-gold items of the project with an id above ``after_id``, by id
+    (for another app that walks new items, e.g. the RLHF loop's scoring)."""
+    return list(
+        Item.objects.filter(project=project, is_gold=False, pk__gt=after_id)
+        .only("pk", "project_id", "external_id", "prompt", "responses")
+        .order_by("pk")[:limit]
+    )
+
+
+def consensus_final_labels(*, project: Project, item_ids: list[int]) -> dict[int, int]:
+    """The consensus label of each of these items whose consensus is final — adjudicated,
+    or answered by the project's N annotators: ``{item_id: label}``."""
+    final = Q(n_annotations__gte=project.overlap) | Q(method=ItemConsensus.Method.ADJUDICATED)
+    return dict(
+        ItemConsensus.objects.filter(project=project, item_id__in=item_ids)
+        .filter(final)
+        .values_list("item_id", "label")
+    )
+
+
+def labelled_external_ids(*, project: Project) -> list[str]:
+    """External ids of the project's non-gold items that have a consensus, by id."""
+    return list(
+        ItemConsensus.objects.filter(project=project, item__is_gold=False)
+        .order_by("item_id")
+        .values_list("item__external_id", flat=True)
+    )
+
+
+def preference_rows(*, project: Project, external_ids: list[str]) -> list[dict[str, Any]]:
+    """TRL preference rows (prompt, chosen, rejected, …) of these items, as an export
+    would write them (ties and items without consensus left out)."""
+    from .exports import FILTER_DEFAULTS, _preference_row
+
+    wanted = set(external_ids)
+    rows = []
+    consensus = ItemConsensus.objects.filter(
+        project=project, item__external_id__in=wanted
+    ).select_related("item")
+    for cons in consensus.order_by("item_id"):
+        row = _preference_row(project, cons.item, cons, FILTER_DEFAULTS)
+        if row is not None:
+            rows.append(row)
+    return rows

@@ -74,6 +74,7 @@ PROJECT_FIELDS = (
     "pii_detectors",
     "retention_days",
     "archive_retention_days",
+    "show_suggestions",
 )
 
 # Which object permissions each project role grants.  ``report`` reads the agreement and
@@ -310,6 +311,7 @@ def _import_batches(
                                 "gold_answer": gold_answer,
                                 "n_assigned": 0,
                                 "n_submitted": 0,
+                                "assignable": True,
                                 "created_at": now,
                             }
                         )
@@ -439,6 +441,37 @@ def items_create_bulk(*, project: Project, rows: list[dict[str, Any]]) -> Import
     return items_import(project=project, file=buffer, fmt="jsonl")
 
 
+@transaction.atomic
+def items_routing_set(
+    *, project: Project, routes: dict[int, tuple[float, bool]], reason: str
+) -> int:
+    """Set items' assignment ``priority`` and whether they are ``assignable`` to
+    annotators: ``routes`` maps item ids of the project to ``(priority, assignable)``.
+
+    Annotation does not know why (another app's routing, e.g. the RLHF loop's active
+    learning); ``reason`` names it in the audit event.  One audit event per call, with
+    counts, not one per item.  Returns how many items changed.
+    """
+    if not routes:
+        return 0
+    items = list(
+        Item.objects.filter(project=project, pk__in=list(routes)).only(
+            "pk", "priority", "assignable"
+        )
+    )
+    for item in items:
+        item.priority, item.assignable = routes[item.pk]
+        item.priority = float(item.priority)
+    Item.objects.bulk_update(items, ["priority", "assignable"], batch_size=500)
+    held = sum(1 for item in items if not item.assignable)
+    audit_event_record(
+        action="items.routing_set",
+        obj=project,
+        after={"items": len(items), "held": held, "reason": reason[:200]},
+    )
+    return len(items)
+
+
 # ----------------------------------------------------------------------------------------
 # Assignment
 # ----------------------------------------------------------------------------------------
@@ -473,7 +506,9 @@ def _open_item(project: Project, annotator, *, gold: bool) -> Item | None:
     )
     # `is_gold__in` rather than `is_gold=`: Django writes the latter as `NOT is_gold`, which
     # SQLite cannot match to the item_assignment_order index (it then sorts every item).
-    candidates = Item.objects.filter(project=project, is_gold__in=[gold]).filter(~Exists(taken))
+    candidates = Item.objects.filter(
+        project=project, is_gold__in=[gold], assignable__in=[True]
+    ).filter(~Exists(taken))
     if not gold:
         # Gold items are quality checks every annotator may see; real items stop at N.
         candidates = candidates.filter(n_assigned__lt=project.overlap)

@@ -28,7 +28,7 @@ from governance import access
 from rlhf_platform.validation import MAX_OBJECT_ID
 from rlhf_platform.views import RestrictedViewMixin
 
-from . import exports, forms, schema, selectors, services
+from . import exports, forms, schema, selectors, services, suggestions
 from .consensus import consensus_recompute
 from .errors import AssignmentConflict, IdempotencyConflict, ItemImportError, ProjectClosed
 from .models import Item, Project
@@ -247,6 +247,9 @@ class LabelView(ProjectMixin, View):
                 ),
                 "errors": errors or {},
                 "previous": previous,
+                # A registered provider's hint (a model's suggestion), where the project
+                # shows them; never a vote.
+                "suggestion": suggestions.item_suggestion(project=self.project, item=item),
                 "idempotency_key": idempotency_key,
                 "progress": selectors.annotator_progress(
                     project=self.project, annotator=self.request.user

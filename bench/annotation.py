@@ -732,6 +732,7 @@ def bench_consensus(args, owner) -> dict:
             "metadata": {},
             "priority": 0.0,
             "is_gold": bool(gold[i]),
+            "assignable": True,
             "gold_answer": {"preference": {"choice": choice_name[truth[i]]}} if gold[i] else None,
             "n_assigned": n_annotators,
             "n_submitted": n_annotators,
@@ -822,6 +823,7 @@ def bench_consensus(args, owner) -> dict:
                         "lead_time_ms": int(lead[a, i]),
                         "idempotency_key": f"c{a}-{i}",
                         "is_gold": bool(gold[i]),
+                        "assignable": True,
                         "created_at": now,
                     }
                     for i in range(lo, hi)

@@ -25,3 +25,10 @@ class ModelsRegistryConfig(AppConfig):
         approvals_register()
 
         webhook_events_register()
+
+        # annotation shows the RLHF loop's suggestions without importing the registry.
+        from annotation.suggestions import suggestion_provider_register
+
+        from .loop import item_suggestion_for_annotators
+
+        suggestion_provider_register(item_suggestion_for_annotators)

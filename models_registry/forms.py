@@ -3,6 +3,7 @@
 from django import forms
 
 from .models import BaseModel, Kind
+from .models_loop import LoopSettings
 
 
 class TrainingJobForm(forms.Form):
@@ -73,3 +74,30 @@ class ModelCardForm(forms.Form):
         for form_field in self.fields.values():
             form_field.validators = []
             form_field.max_length = None
+
+
+class LoopSettingsForm(forms.Form):
+    """The loop page's settings form (the service validates again and audits)."""
+
+    enabled = forms.BooleanField(required=False)
+    registered_model = forms.CharField(required=False, max_length=100)
+    alias = forms.CharField(max_length=50, initial="production")
+    second_alias = forms.CharField(required=False, max_length=50)
+    confidence_threshold = forms.FloatField(min_value=0.5, max_value=1.0, initial=0.8)
+    human_feedback_ratio = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.1)
+    uncertainty = forms.ChoiceField(choices=LoopSettings.Uncertainty.choices)
+    schedule_minutes = forms.IntegerField(min_value=0, max_value=10080, initial=0)
+    batch_size = forms.IntegerField(min_value=1, max_value=4096, initial=256)
+    kill_switch = forms.BooleanField(required=False)
+    seed = forms.IntegerField(min_value=0, max_value=2**31 - 1, initial=0)
+
+    def __init__(self, *args, instance_settings: LoopSettings | None = None, **kwargs):
+        if instance_settings is not None and not args:
+            from .loop import SETTINGS_FIELDS
+
+            initial = {name: getattr(instance_settings, name) for name in SETTINGS_FIELDS
+                       if name != "registered_model"}  # fmt: skip
+            model = instance_settings.registered_model
+            initial["registered_model"] = model.name if model else ""
+            kwargs["initial"] = initial
+        super().__init__(*args, **kwargs)

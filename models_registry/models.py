@@ -395,3 +395,12 @@ from .generation_models import (  # noqa: E402, F401
     PromptSet,
     Provider,
 )
+
+# The RLHF loop's models live in their own module; Django finds them through this import.
+from .models_loop import (  # noqa: E402, F401
+    ItemSuggestion,
+    LoopRun,
+    LoopSettings,
+    ModelError,
+    RetrainingRequest,
+)

@@ -848,6 +848,22 @@ def predictions_create(
     from .scoring import pairs_score
 
     scores = pairs_score(version=version, pairs=pairs)
+    rows = predictions_store(version=version, pairs=pairs, scores=scores, user=user, source=source)
+    return [
+        {"id": row.pk, "item_ref": row.item_ref, **score}
+        for row, score in zip(rows, scores, strict=True)
+    ]
+
+
+def predictions_store(
+    *,
+    version: ModelVersion,
+    pairs: list[dict[str, str]],
+    scores: list[dict[str, float]],
+    user=None,
+    source: str = "api",
+) -> list[Prediction]:
+    """Store already computed scores of pairs as predictions (one bulk insert)."""
     rows = [
         Prediction(
             version=version,
@@ -869,7 +885,4 @@ def predictions_create(
 
         predictions_stored.send(sender=ModelVersion, version=version, count=named)
     # bulk_create sets primary keys on PostgreSQL and SQLite ≥ 3.35.
-    return [
-        {"id": row.pk, "item_ref": row.item_ref, **score}
-        for row, score in zip(rows, scores, strict=True)
-    ]
+    return rows

@@ -49,3 +49,35 @@ def prompt_set_generate_task(prompt_set_id: int) -> None:
     from .prompts import prompt_set_generate
 
     prompt_set_generate(prompt_set_id=prompt_set_id)
+
+
+@shared_task(
+    name="models_registry.loop_run",
+    time_limit=settings.LOOP_TASK_TIME_LIMIT,
+    soft_time_limit=settings.LOOP_TASK_TIME_LIMIT - 60,
+)
+def loop_run_task(project_id: int, trigger: str = "schedule", user_id: int | None = None):
+    """One pass of a project's RLHF loop (queued by ``loop.loop_run_request`` / beat)."""
+    from django.contrib.auth import get_user_model
+
+    from annotation.models import Project
+    from rlhf_platform.errors import Conflict
+
+    from .loop import loop_run
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return
+    user = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    try:
+        loop_run(project=project, trigger=trigger, user=user)
+    except Conflict:  # killed, or a pass already runs: nothing to do
+        return
+
+
+@shared_task(name="models_registry.loop_schedule", time_limit=300, soft_time_limit=280)
+def loop_schedule_task() -> int:
+    """Queue the passes that are due, and compare finished retrainings (beat)."""
+    from .loop import loop_schedule_due
+
+    return loop_schedule_due()

@@ -4,7 +4,7 @@ from django.urls import path
 
 from rlhf_platform.content_security import plotly_charts
 
-from . import views
+from . import loop_views, views
 
 app_name = "models_registry"
 
@@ -31,5 +31,12 @@ urlpatterns = [
     path("jobs/<int:job_id>/", plotly_charts(views.JobView.as_view()), name="job-detail"),
     path("jobs/<int:job_id>/progress.json", views.JobProgressView.as_view(), name="job-progress"),
     path("jobs/<int:job_id>/cancel/", views.JobCancelView.as_view(), name="job-cancel"),
+    path("loop/<int:project_id>/", plotly_charts(loop_views.LoopView.as_view()), name="loop"),
+    path("loop/<int:project_id>/run/", loop_views.LoopRunNowView.as_view(), name="loop-run"),
+    path(
+        "loop/<int:project_id>/retrain/",
+        loop_views.LoopRetrainView.as_view(),
+        name="loop-retrain",
+    ),
     path("<str:name>/", views.RegisteredModelView.as_view(), name="model-detail"),
 ]

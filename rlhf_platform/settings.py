@@ -221,6 +221,8 @@ CELERY_TASK_ROUTES = {
     # Generation waits on remote providers (I/O, no GPU): its own queue, scaled apart.
     "models_registry.generation_job_run": {"queue": "generation"},
     "models_registry.prompt_set_generate": {"queue": "generation"},
+
+    "models_registry.loop_schedule": {"queue": "default"},
     "models_registry.*": {"queue": "training"},
     "monitoring.*": {"queue": "monitoring"},
     # Outbound webhooks have their own queue: a slow receiver never delays other work.
@@ -253,6 +255,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "models_registry.training_jobs_reap",
         "schedule": 60.0,
     },
+    # The RLHF loop: queue the passes that are due (each project's schedule_minutes).
+    "models-loop-schedule": {"task": "models_registry.loop_schedule", "schedule": 60.0},
     # Monitoring: outcomes as they arrive (metric points, detectors, alert rules), and a
     # daily Evidently drift report per version with recent outcomes.
     "monitoring-collect-outcomes": {"task": "monitoring.outcomes_collect", "schedule": 60.0},
@@ -342,6 +346,9 @@ MONITORING_ZONES_MAX_OUTCOMES = int(os.environ.get("MONITORING_ZONES_MAX_OUTCOME
 # time limit of one generation task.
 GENERATION_BACKOFF_BASE = float(os.environ.get("GENERATION_BACKOFF_BASE", "0.5"))
 GENERATION_TASK_TIME_LIMIT = int(os.environ.get("GENERATION_TASK_TIME_LIMIT", str(6 * 3600)))
+
+# The longest one RLHF loop pass may run (scoring a large batch of new items).
+LOOP_TASK_TIME_LIMIT = int(os.environ.get("LOOP_TASK_TIME_LIMIT", str(60 * 60)))
 # Model code never reaches a hub: every model is a local directory.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -110,3 +110,11 @@ def provider(ada, fake_provider, settings):
         user=ada, name="fake", base_url=fake_provider.base_url, model_name="fake-model",
         api_key=API_KEY, timeout_seconds=0.5,
     )  # fmt: skip
+
+@pytest.fixture(autouse=True)
+def _loop_scorers_forgotten():
+    """Scorers registered for a test's versions never outlive it (ids are reused)."""
+    from models_registry import loop
+
+    yield
+    loop._scorers.clear()
