@@ -237,7 +237,7 @@ def loop_errors_record(*, project: Project, run: LoopRun | None = None) -> dict[
                 human_label=labels[s.item_id],
                 confidence=s.confidence,
                 route=s.route,
-            )  # fmt: skip
+            )
             for s in batch
             if s.item_id in labels and labels[s.item_id] not in (s.label, LABEL_TIE)
         ]
@@ -290,9 +290,10 @@ def _killed(project: Project) -> bool:
 def loop_run_start(
     *, project: Project, trigger: str, user=None, overrides: dict[str, Any] | None = None
 ) -> LoopRun:
-    """Record a new pass (``overrides``: settings for this pass only, e.g. the command's
-    flags; ``model`` is an alias of the loop's model or a ``name:alias`` reference) (audited) with the settings it runs with; refused while the kill
-    switch is on, the loop has no model, or another pass of the project runs."""
+    """Record a new pass (audited) with the settings it runs with — ``overrides`` are
+    settings for this pass only (the command's flags; ``model`` is an alias of the loop's
+    model or a ``name:alias`` reference).  Refused while the kill switch is on, the loop
+    has no model, or another pass of the project runs."""
     loop = loop_settings_get(project=project)
     overrides = dict(overrides or {})
     if loop.kill_switch:
@@ -444,7 +445,7 @@ def _batch_record(run, items, pairs, scores, others, confident, checks, conf) ->
                     confidence=confidence_of(p_a),
                     uncertainty=uncertainty,
                     route=route,
-                )  # fmt: skip
+                )
             )
             # The least certain first; auto-labelled items are held from annotators.
             routes[item.pk] = (uncertainty, route != ItemSuggestion.Route.AUTO)
@@ -554,8 +555,8 @@ def retraining_request_create(
     labelled = annotation_selectors.labelled_external_ids(project=project)
     # Error items are never held out: they are what the new version must learn.
     heldout = [e for e in labelled if e not in errors and _heldout(e, heldout_fraction, loop.seed)]
-    repeat = {e: oversample for e in errors}
-    repeat.update({e: 0 for e in heldout})
+    repeat = dict.fromkeys(errors, oversample)
+    repeat.update(dict.fromkeys(heldout, 0))
     snapshot = dataset_export(project=project, fmt="trl", user=user, filters={"repeat": repeat})
     with transaction.atomic():
         request = RetrainingRequest.objects.create(
@@ -637,7 +638,7 @@ def loop_chart_data(*, project: Project, limit: int = 500) -> dict[str, list]:
             "checks",
             "check_agreement",
             "errors_found",
-        )[:limit]  # fmt: skip
+        )[:limit]
     )
     runs.reverse()
     keys = ("id", "status", "items_scored", "auto_labelled", "sent_to_humans", "checks",

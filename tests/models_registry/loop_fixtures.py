@@ -63,6 +63,6 @@ def known_project(*, user, probabilities: list[float], name: str = "Loop", overl
                 "responses": [f"first answer {i}", f"second answer {i}"],
             }
             for i, p in enumerate(probabilities)
-        ],  # fmt: skip
+        ],
     )
     return project
