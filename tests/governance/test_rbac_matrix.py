@@ -140,6 +140,9 @@ ROUTES: dict[str, dict[str, str]] = {
     "models/jobs/<job_id>/":                               {"GET": TRAIN},
     "models/jobs/<job_id>/progress.json":                  {"GET": TRAIN},
     "models/jobs/<job_id>/cancel/":                        {"POST": TRAIN},
+    "models/loop/<project_id>/":                           {"GET": REPORT, "POST": CHANGE},
+    "models/loop/<project_id>/run/":                       {"POST": CHANGE},
+    "models/loop/<project_id>/retrain/":                   {"POST": EXPORT},
     "models/<name>/":                                      {"GET": MODEL_READERS, "POST": TRAIN},
     "generation/":                                         {"GET": TRAIN, "POST": TRAIN},
     "generation/jobs/<generation_job_id>/":                {"GET": TRAIN},
@@ -256,6 +259,13 @@ ROUTES: dict[str, dict[str, str]] = {
     "api/models/generation-jobs/<pk>/retry/":              {"POST": TRAIN},
     "api/models/generation-jobs/<pk>/responses/":          {"GET": TRAIN},
     "api/models/generation-jobs/<pk>/download/":           {"GET": TRAIN},
+
+    "api/models/loop/<project_id>/":                       {"GET": REPORT, "PATCH": CHANGE},
+    "api/models/loop/<project_id>/runs/":                  {"GET": REPORT},
+    "api/models/loop/<project_id>/chart/":                 {"GET": REPORT},
+    "api/models/loop/<project_id>/run/":                   {"POST": CHANGE},
+    "api/models/loop/<project_id>/errors/":                {"GET": REPORT},
+    "api/models/loop/<project_id>/retrain/":               {"POST": EXPORT},
     "api/schema/":                                         {"GET": ANYONE},
     "api/docs/":                                           {"GET": ANYONE},
     # -- admin console: staff only (Ada); first matching pattern wins -----------------------
