@@ -2,19 +2,19 @@
 
 One pass (:func:`loop_run_execute`) over a project's new items:
 
-1. the error memory is brought up to date: every routed item whose human consensus is now
-   final and disagrees with the model's suggestion is recorded (:func:`loop_errors_record`),
-   and the model–human agreement on the check items is measured;
-2. new items are scored in batches by the project's model alias (the prediction service,
+1. new items are scored in batches by the project's model alias (the prediction service,
    ``scoring.pairs_score``, or a scorer registered for the version); each score is stored
    as a ``Prediction`` and an ``ItemSuggestion`` — never as an annotation, so it never
    counts as a vote in consensus, agreement or annotator quality;
-3. items whose confidence max(P, 1 − P) reaches the threshold are labelled by the model
+2. items whose confidence max(P, 1 − P) reaches the threshold are labelled by the model
    and held from annotators, except a share (``human_feedback_ratio``) chosen at random
    with the settings' seed, which goes to humans as a check; the other items go to humans
    with an assignment priority equal to their uncertainty, so annotation's assignment
    engine serves the least certain first (it only orders by ``Item.priority``);
-4. between batches the pass re-reads the kill switch and stops when it is on.
+3. between batches the pass re-reads the kill switch and stops when it is on;
+4. the error memory is brought up to date: every routed item whose human consensus is
+   final and disagrees with the model's suggestion is recorded (:func:`loop_errors_record`),
+   and the model–human agreement on the check items is measured.
 
 Services (writes) and selectors (reads) of the loop live here, as keyword-only functions.
 """
@@ -352,7 +352,6 @@ def loop_run_execute(*, run: LoopRun) -> LoopRun:
     confident_seen = 0
     scoring_seconds = 0.0
     try:
-        counts.update(loop_errors_record(project=project, run=run))
         cursor = (
             ItemSuggestion.objects.filter(project=project).aggregate(m=Max("item_id"))["m"] or 0
         )
@@ -390,6 +389,8 @@ def loop_run_execute(*, run: LoopRun) -> LoopRun:
             counts["auto_labelled"] += len(confident) - len(checks)
             counts["sent_to_humans"] += len(items) - len(confident) + len(checks)
             LoopRun.objects.filter(pk=run.pk).update(**counts, scoring_seconds=scoring_seconds)
+        # After scoring, so items already labelled by humans are compared at once.
+        counts.update(loop_errors_record(project=project, run=run))
     except LoopStopped:
         status, message = LoopRun.Status.STOPPED, "Stopped by the kill switch."
     except Exception as exc:  # a failed pass is recorded, never left "running"
