@@ -92,3 +92,30 @@ def test_the_loop_page(client, rosa, project):
     settings = loop.loop_settings_get(project=project)
     assert settings.kill_switch and settings.uncertainty == "entropy"
     assert settings.schedule_minutes == 30
+
+
+def test_suggestions_shown_only_where_the_project_allows_and_never_on_checks(client, rosa, anna):
+    known_version(user=rosa)
+    project = known_project(
+        user=rosa, probabilities=[0.6, 0.95], name="Hints", annotators=(anna,), overlap=1
+    )
+    loop.loop_settings_update(
+        project=project, user=rosa, enabled=True, registered_model="known-rm",
+        confidence_threshold=0.9, human_feedback_ratio=1.0,
+    )  # fmt: skip
+    loop.loop_run(project=project, trigger="command")
+    client.force_login(anna)
+    page = client.get(f"/annotation/projects/{project.pk}/label/").content.decode()
+    assert "p=0.6000" in page and 'data-testid="suggestion"' not in page  # not allowed yet
+    annotation_services.project_update(project=project, show_suggestions=True)
+    page = client.get(f"/annotation/projects/{project.pk}/label/").content.decode()
+    assert 'data-testid="suggestion"' in page and "response A is better" in page
+    # The uncertain item answered, the next is the check item: blind.
+    item_id = int(page.split('name="item_id" value="')[1].split('"')[0])
+    key = page.split('name="idempotency_key" value="')[1].split('"')[0]
+    client.post(
+        f"/annotation/projects/{project.pk}/label/",
+        {"item_id": item_id, "idempotency_key": key, "q-preference-choice": "A"},
+    )
+    page = client.get(f"/annotation/projects/{project.pk}/label/").content.decode()
+    assert "p=0.9500" in page and 'data-testid="suggestion"' not in page
