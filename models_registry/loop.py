@@ -26,8 +26,10 @@ import math
 import random
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Max, QuerySet
@@ -326,7 +328,15 @@ def loop_run_start(
     with transaction.atomic():
         # One pass at a time per project: the settings row is the lock.
         LoopSettings.objects.select_for_update().filter(project=project).first()
-        if LoopRun.objects.filter(project=project, status=LoopRun.Status.RUNNING).exists():
+        running = LoopRun.objects.filter(project=project, status=LoopRun.Status.RUNNING)
+        # A pass older than the task's hard time limit died with its process.
+        running.filter(
+            started_at__lt=timezone.now() - timedelta(seconds=django_settings.LOOP_TASK_TIME_LIMIT)
+        ).update(
+            status=LoopRun.Status.FAILED, finished_at=timezone.now(),
+            message="The process running this pass stopped.",
+        )  # fmt: skip
+        if running.exists():
             raise Conflict("status: a loop pass of this project is already running")
         run = LoopRun.objects.create(
             project=project, version=version, trigger=trigger, settings=effective,

@@ -299,3 +299,17 @@ def test_a_pass_needs_a_model(rosa):
     with pytest.raises(ValidationError) as exc:
         loop.loop_run(project=project, trigger="command")
     assert "model" in exc.value.message_dict
+
+
+def test_a_pass_whose_process_died_does_not_block_the_next(rosa, settings):
+    known_version(user=rosa)
+    project = known_project(user=rosa, probabilities=[0.9], name="Died")
+    configure(project, rosa)
+    stale = loop.loop_run_start(project=project, trigger="command")
+    with pytest.raises(Conflict):  # still within its time limit: one pass at a time
+        loop.loop_run_start(project=project, trigger="command")
+    settings.LOOP_TASK_TIME_LIMIT = 0
+    run = loop.loop_run(project=project, trigger="command")
+    assert run.status == "succeeded"
+    stale.refresh_from_db()
+    assert stale.status == "failed" and "stopped" in stale.message
