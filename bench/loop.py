@@ -20,8 +20,11 @@ active   the active-learning gain.  A simulated annotator answers from the sampl
          frozen MiniLM embeddings of (prompt, response)), refitted each round — a
          fine-tuned MiniLM per round would take an hour on 2 cores.  Reports both curves
          (test accuracy against labels, mean over ``--repeats`` seeds) and how many
-         labels each strategy needs to reach the target accuracy (``--target`` of the
-         accuracy reached with the whole pool labelled).
+         labels each strategy needs to reach target accuracies (``--targets``: fractions
+         of the accuracy reached with the whole pool labelled), with their ratio.
+         Embeddings are cached under ``$ATTUNE_VAR_DIR``.
+
+Both parts together also write ``bench/results-loop.json``.
 """
 
 from __future__ import annotations
@@ -95,9 +98,13 @@ def bench_scoring(version, user, rows: list[dict], batch: int) -> dict:
     return {
         "items": len(rows),
         "batch": batch,
-        "run": {"status": run.status, "items_scored": run.items_scored,
-                "auto_labelled": run.auto_labelled, "checks": run.checks,
-                "sent_to_humans": run.sent_to_humans},  # fmt: skip
+        "run": {
+            "status": run.status,
+            "items_scored": run.items_scored,
+            "auto_labelled": run.auto_labelled,
+            "checks": run.checks,
+            "sent_to_humans": run.sent_to_humans,
+        },
         "loop_items_per_second": round(loop_rate, 2),
         "raw_pairs_per_second": round(raw_rate, 2),
         "raw_runs_pairs_per_second": [round(raw_before, 2), round(raw_after, 2)],
@@ -135,13 +142,23 @@ def embeddings(rows: list[dict], max_length: int):
 
 def bench_active(rows: list[dict], args) -> dict:
     """Labels needed to reach a target accuracy: uncertainty priority vs random order."""
+    import hashlib
+
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     from models_registry import loop
 
+    # Embedding is the slow part (minutes on 2 busy cores): cached by data and length.
+    digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()[:16]
+    cache = Path(os.environ["ATTUNE_VAR_DIR"]) / f"hh-minilm-{args.max_length}-{digest}.npz"
     started = time.perf_counter()
-    chosen, rejected = embeddings(rows, args.max_length)
+    if cache.exists():
+        stored = np.load(cache)
+        chosen, rejected = stored["chosen"], stored["rejected"]
+    else:
+        chosen, rejected = embeddings(rows, args.max_length)
+        np.savez(cache, chosen=chosen, rejected=rejected)
     embed_seconds = time.perf_counter() - started
     log(f"embedded {len(rows)} pairs in {embed_seconds:.1f} s")
     diff = chosen - rejected  # features of "chosen ≻ rejected"
@@ -164,7 +181,7 @@ def bench_active(rows: list[dict], args) -> dict:
         return float((model.predict(x_all[test]) == y_all[test]).mean())
 
     full = accuracy(fit(pool))
-    target = round(args.target * full, 4)
+    targets = [round(float(t) * full, 4) for t in args.targets.split(",")]
     sizes = [args.seed_labels + k * args.batch for k in range(args.rounds + 1)]
     curves: dict[str, list[list[float]]] = {"uncertainty": [], "random": []}
     for repeat in range(args.repeats):
@@ -174,6 +191,7 @@ def bench_active(rows: list[dict], args) -> dict:
             labelled = list(start)
             order_random = [i for i in r.permutation(pool) if i not in set(start)]
             curve = []
+            model = None  # fitted on the seed labels in the first round
             for size in sizes:
                 if len(labelled) < size:
                     need = size - len(labelled)
@@ -193,15 +211,20 @@ def bench_active(rows: list[dict], args) -> dict:
             curves[strategy].append(curve)
     mean = {s: [round(float(v), 4) for v in np.mean(c, axis=0)] for s, c in curves.items()}
 
-    def labels_to_target(curve: list[float]) -> int | None:
+    def labels_to_target(curve: list[float], target: float) -> int | None:
         return next((size for size, acc in zip(sizes, curve, strict=True) if acc >= target), None)
 
-    needed = {s: labels_to_target(c) for s, c in mean.items()}
-    ratio = (
-        round(needed["random"] / needed["uncertainty"], 3)
-        if needed["random"] and needed["uncertainty"]
-        else None
-    )
+    needed = []
+    for fraction, target in zip(args.targets.split(","), targets, strict=True):
+        row = {s: labels_to_target(c, target) for s, c in mean.items()}
+        ratio = (
+            round(row["random"] / row["uncertainty"], 3)
+            if row["random"] and row["uncertainty"]
+            else None
+        )
+        needed.append({"target": f"{fraction} × full pool", "accuracy": target, **row,
+                       "random_over_uncertainty": ratio})  # fmt: skip
+    gap = [round(u - r, 4) for u, r in zip(mean["uncertainty"], mean["random"], strict=True)]
     return {
         "pool": len(pool),
         "test": len(test),
@@ -209,15 +232,14 @@ def bench_active(rows: list[dict], args) -> dict:
         "embed_seconds": round(embed_seconds, 1),
         "reward_model": "Bradley–Terry head (logistic regression) on frozen MiniLM embeddings",
         "full_pool_accuracy": round(full, 4),
-        "target_accuracy": target,
-        "target": f"{args.target} × full-pool accuracy",
         "labels": sizes,
         "curve": mean,
+        "uncertainty_minus_random": gap,
+        "mean_gain_over_curve": round(sum(gap[1:]) / max(1, len(gap) - 1), 4),
         "repeats": args.repeats,
         "labels_to_target": needed,
-        "random_over_uncertainty": ratio,
-        "note": "ratio > 1: uncertainty priority needs fewer human labels; None: a strategy "
-        "never reached the target within the rounds",
+        "note": "random_over_uncertainty > 1: uncertainty priority needs fewer human labels "
+        "for that accuracy; None: a strategy did not reach it within the rounds",
     }
 
 
@@ -231,7 +253,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--target", type=float, default=0.97)
+    parser.add_argument("--targets", default="0.88,0.9,0.92,0.94", help="× full-pool accuracy")
     parser.add_argument("--test-fraction", type=float, default=0.3)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the head")
@@ -261,6 +283,10 @@ def main() -> None:
         log("active learning: uncertainty priority vs random order")
         report["active"] = bench_active(rows, args)
         log(report["active"]["labels_to_target"])
+    if "scoring" in parts and "active" in parts:
+        (Path(__file__).resolve().parent / "results-loop.json").write_text(
+            json.dumps(report, indent=2, default=str) + "\n"
+        )
     print(json.dumps(report, indent=2, default=str))
 
 
