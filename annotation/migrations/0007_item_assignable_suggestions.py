@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0004_import_job_worker'),
+        ('annotation', '0006_data_protection_encrypt'),
     ]
 
     operations = [

@@ -9,8 +9,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0005_item_assignable_suggestions'),
-        ('models_registry', '0001_registry'),
+        ('annotation', '0007_item_assignable_suggestions'),
+        ('models_registry', '0003_generation'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
