@@ -412,6 +412,7 @@ def project_names(*, project_ids) -> dict[int, str]:
     """``{project id: name}`` of the given projects."""
     return dict(Project.objects.filter(pk__in=list(project_ids)).values_list("pk", "name"))
 
+
 def items_after(*, project: Project, after_id: int, limit: int) -> list[Item]:
     """Up to ``limit`` non-gold items of the project with an id above ``after_id``, by id
     (for another app that walks new items, e.g. the RLHF loop's scoring)."""

@@ -221,7 +221,6 @@ CELERY_TASK_ROUTES = {
     # Generation waits on remote providers (I/O, no GPU): its own queue, scaled apart.
     "models_registry.generation_job_run": {"queue": "generation"},
     "models_registry.prompt_set_generate": {"queue": "generation"},
-
     "models_registry.loop_schedule": {"queue": "default"},
     "models_registry.*": {"queue": "training"},
     "monitoring.*": {"queue": "monitoring"},

@@ -111,6 +111,7 @@ def provider(ada, fake_provider, settings):
         api_key=API_KEY, timeout_seconds=0.5,
     )  # fmt: skip
 
+
 @pytest.fixture(autouse=True)
 def _loop_scorers_forgotten():
     """Scorers registered for a test's versions never outlive it (ids are reused)."""
