@@ -501,6 +501,8 @@ SPECTACULAR_SETTINGS = {
         "ExportFormatEnum": "annotation.models.DatasetSnapshot.Format",
         "DetectorKindEnum": "monitoring.models.DetectorState.Kind",
         "ModelKindEnum": "models_registry.models.Kind",
+        # Drift reports and error-zone runs share one set of states.
+        "MonitoringRunStatusEnum": "monitoring.models.DriftReport.Status",
     },
 }
 
