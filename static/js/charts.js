@@ -8,12 +8,8 @@
   var agreementNode = document.getElementById("chart-agreement");
   var progressNode = document.getElementById("chart-progress");
 
-  function empty(node, text) {
-    var p = document.createElement("p");
-    p.className = "chart-empty";
-    p.textContent = text;
-    node.replaceChildren(p);
-  }
+  var theme = window.AttuneChartTheme;  // chart-theme.js, loaded first
+  var empty = theme.empty;
 
   if (!data.history.length) {
     [agreementNode, progressNode].forEach(function (node) {
@@ -28,9 +24,7 @@
     return;
   }
 
-  function css(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  }
+  var css = theme.css;
 
   var times = data.history.map(function (row) { return row.t; });
   var PALETTE = ["--accent", "--ok", "--warn", "--danger", "--muted", "--text"];

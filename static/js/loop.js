@@ -9,15 +9,9 @@
   if (!node || !source) { return; }
   var data = JSON.parse(source.textContent);
 
-  function css(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  }
-  function empty(text) {
-    var p = document.createElement("p");
-    p.className = "chart-empty";
-    p.textContent = text;
-    node.replaceChildren(p);
-  }
+  var theme = window.AttuneChartTheme;  // chart-theme.js, loaded first
+  var css = theme.css;
+  function empty(text) { theme.empty(node, text); }
 
   function draw() {
     if (!data.id.length) { empty("No pass yet."); return; }

@@ -4,27 +4,11 @@
 (function () {
   "use strict";
 
-  function css(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  }
+  var theme = window.AttuneChartTheme;  // chart-theme.js, loaded first
+  var css = theme.css, empty = theme.empty;
   function hasPlotly() { return typeof window.Plotly !== "undefined"; }
-  function empty(node, text) {
-    var p = document.createElement("p");
-    p.className = "chart-empty";
-    p.textContent = text;
-    node.replaceChildren(p);
-  }
   function layout(xTitle, yTitle, extra) {
-    var text = css("--text"), grid = css("--border");
-    var base = {
-      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { color: text, family: getComputedStyle(document.body).fontFamily, size: 12 },
-      margin: { l: 52, r: 12, t: 8, b: 44 },
-      xaxis: { title: { text: xTitle }, gridcolor: grid, linecolor: grid, zerolinecolor: grid },
-      yaxis: { title: { text: yTitle }, gridcolor: grid, linecolor: grid, zerolinecolor: grid },
-      legend: { orientation: "h", y: -0.25 }
-    };
-    return Object.assign(base, extra || {});
+    return theme.layout(xTitle, yTitle, Object.assign({ margin: { l: 52, r: 12, t: 8, b: 44 } }, extra));
   }
   var CONFIG = { displaylogo: false, responsive: true };
 

@@ -7,25 +7,11 @@
   var reliabilityNode = document.getElementById("chart-reliability");
   if (!trendNode || !trendNode.dataset.seriesUrl) return;
 
-  function css(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  }
-  function empty(node, text) {
-    var p = document.createElement("p");
-    p.className = "chart-empty";
-    p.textContent = text;
-    node.replaceChildren(p);
-  }
+  var theme = window.AttuneChartTheme;  // chart-theme.js, loaded first
+  var css = theme.css, empty = theme.empty;
   function layout(xTitle, yTitle, extra) {
-    var grid = css("--border");
-    return Object.assign({
-      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { color: css("--text"), family: getComputedStyle(document.body).fontFamily, size: 12 },
-      margin: { l: 52, r: 56, t: 8, b: 44 },
-      xaxis: { title: { text: xTitle }, gridcolor: grid, linecolor: grid, zerolinecolor: grid },
-      yaxis: { title: { text: yTitle }, gridcolor: grid, linecolor: grid, zerolinecolor: grid },
-      legend: { orientation: "h", y: -0.25 }
-    }, extra || {});
+    // A wider right margin: the trend chart has a second y-axis.
+    return theme.layout(xTitle, yTitle, Object.assign({ margin: { l: 52, r: 56, t: 8, b: 44 } }, extra));
   }
   var CONFIG = { displaylogo: false, responsive: true };
   var data = null;

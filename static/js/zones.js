@@ -5,15 +5,9 @@
   var node = document.getElementById("chart-zones");
   if (!node || !node.dataset.zonesUrl) return;
 
-  function css(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-  }
-  function empty(text) {
-    var p = document.createElement("p");
-    p.className = "chart-empty";
-    p.textContent = text;
-    node.replaceChildren(p);
-  }
+  var theme = window.AttuneChartTheme;  // chart-theme.js, loaded first
+  var css = theme.css;
+  function empty(text) { theme.empty(node, text); }
   var data = null;
 
   function draw() {
