@@ -2,7 +2,8 @@
 
 PostgreSQL: rows are streamed with COPY into a temporary table, then merged with one
 ``INSERT ... SELECT ... ON CONFLICT``.  SQLite: Django's ``bulk_create`` with the same
-conflict handling.  Both run in the caller's transaction.
+conflict handling.  Both run in the caller's transaction (a savepoint there; their own
+transaction when the caller has none, which PostgreSQL's ``ON COMMIT DROP`` table needs).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import JSONField, Model
 
 _json_encode = json.JSONEncoder(ensure_ascii=False).encode
@@ -66,7 +67,8 @@ def bulk_upsert(
     else:
         on_conflict = "DO NOTHING"
     conflict_sql = ", ".join(qn(fields[c].column) for c in conflict_fields)
-    with connection.cursor() as cursor:
+    # In autocommit the temporary table would be dropped at the end of its own statement.
+    with transaction.atomic(), connection.cursor() as cursor:
         # Only the given columns, no constraints: the real table's constraints apply on merge.
         cursor.execute(f"DROP TABLE IF EXISTS {qn(temp)}")
         # Identifiers come from model metadata, quoted; no value is formatted into SQL.
