@@ -12,7 +12,11 @@ class LoopSettingsSerializer(serializers.ModelSerializer):
     registered_model = serializers.CharField(
         source="registered_model.name", allow_null=True, required=False, default=None
     )
-    updated_by = serializers.CharField(source="updated_by.username", read_only=True, default=None)
+    updated_by = serializers.CharField(
+        source="updated_by.username", read_only=True, default=None, allow_null=True
+    )
+    # Settings never saved yet have no time (the defaults are shown).
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = LoopSettings

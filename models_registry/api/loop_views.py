@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from models_registry import loop
 from rlhf_platform.api import RestrictedViewSetMixin
+from rlhf_platform.openapi import error_response
 
 from . import loop_serializers as s
 
@@ -69,7 +70,13 @@ class LoopViewSet(RestrictedViewSetMixin, viewsets.GenericViewSet):
         """The passes over time (the loop page's chart)."""
         return Response(loop.loop_chart_data(project=self._project()))
 
-    @extend_schema(request=None, responses={202: None})
+    @extend_schema(
+        request=None,
+        responses={
+            202: None,
+            400: error_response("The loop cannot run: e.g. its alias names no version."),
+        },
+    )
     def run(self, request, project_id: int):
         """Queue a pass on a worker now."""
         loop.loop_run_request(project=self._project("change"), user=request.user)
