@@ -21,6 +21,22 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+def dies_with_parent(argv: list[str], *, signal_number: int = signal.SIGKILL) -> list[str]:
+    """``argv`` run so that the kernel kills it when the process that started it dies
+    (``PR_SET_PDEATHSIG``, kept across ``exec``): a test run killed by a timeout leaves no
+    Redis or Celery worker behind (a worker's pool processes exit with their parent).
+    ``signal_number`` is what it gets: SIGTERM for a supervisor that must stop its own.
+    A wrapper rather than ``preexec_fn``, which is unsafe once the test process has threads.
+    """
+    guard = (
+        "import ctypes, os, signal, sys; "
+        "ctypes.CDLL(None, use_errno=True).prctl(1, int(sys.argv[2])); "  # PR_SET_PDEATHSIG
+        "os.getppid() == int(sys.argv[1]) or os._exit(1); "  # the parent died before prctl
+        "os.execvp(sys.argv[3], sys.argv[3:])"
+    )
+    return [sys.executable, "-c", guard, str(os.getpid()), str(int(signal_number)), *argv]
+
+
 def free_port() -> int:
     """A TCP port nothing listens on right now."""
     with socket.socket() as sock:
@@ -43,8 +59,10 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(self.dir), "--logfile", "redis.log"],
+            dies_with_parent(
+                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "yes", "--dir", str(self.dir), "--logfile", "redis.log"]
+            ),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 10
@@ -108,9 +126,11 @@ class WorkerProcess:
     ) -> WorkerProcess:
         log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "rlhf_platform", "worker", "--loglevel=INFO",
-             "--concurrency=2", "-n", self.name, f"--queues={queues}",
-             "--without-gossip", "--without-mingle", *extra],
+            dies_with_parent(
+                [sys.executable, "-m", "celery", "-A", "rlhf_platform", "worker",
+                 "--loglevel=INFO", "--concurrency=2", "-n", self.name, f"--queues={queues}",
+                 "--without-gossip", "--without-mingle", *extra]
+            ),
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         log.close()

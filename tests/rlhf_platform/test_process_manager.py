@@ -13,7 +13,7 @@ import pytest
 from governance.models import WorkerHeartbeat
 from tests.conftest import _worker_database_url
 from tests.polling import wait_until
-from tests.processes import ROOT, free_port
+from tests.processes import ROOT, dies_with_parent, free_port
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -34,8 +34,12 @@ def test_supervisor_restarts_a_killed_worker_and_ctrl_c_stops_everything(tmp_pat
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
     manager = subprocess.Popen(
-        [str(Path(sys.executable).parent / "supervisord"), "-n", "-c", str(ROOT / "supervisord.conf"),
-         "-l", str(tmp_path / "supervisord.log"), "-j", str(tmp_path / "supervisord.pid")],
+        dies_with_parent(
+            [str(Path(sys.executable).parent / "supervisord"), "-n",
+             "-c", str(ROOT / "supervisord.conf"),
+             "-l", str(tmp_path / "supervisord.log"), "-j", str(tmp_path / "supervisord.pid")],
+            signal_number=signal.SIGTERM,  # supervisord then stops its children
+        ),
         cwd=ROOT, env=env, stdout=out.open("w"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
