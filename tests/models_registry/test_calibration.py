@@ -71,7 +71,54 @@ def test_the_noise_floor_is_what_a_calibrated_model_shows_and_shrinks_with_size(
 
 def test_cross_fitting_judges_each_pair_with_a_fit_it_did_not_take_part_in():
     report = calibration.calibration_cross_fitted(synthetic_margins(n=600, scale=4.0, seed=8))
-    assert len(report["temperatures"]) == 5
+    assert len(report["temperatures"]) == 5 * report["repeats"]
     assert report["ece_cut"] > 0.3
     assert report["after"]["nll"] < report["before"]["nll"]
-    assert "ece_mean" in report["noise_floor"]
+    assert report["nll_change"] == pytest.approx(report["after"]["nll"] - report["before"]["nll"])
+    assert "ece_mean" in report["noise_floor"] and "ece_mean" in report["noise_floor_raw"]
+
+
+def test_one_partition_pairs_each_margin_with_the_other_folds_temperature():
+    from scipy.special import expit
+    from sklearn.model_selection import KFold
+
+    margins = synthetic_margins(n=200, scale=3.0, seed=4)
+    report = calibration.calibration_cross_fitted(margins, repeats=1, seed=3)
+    calibrated = np.empty_like(margins)
+    for train, test in KFold(n_splits=5, shuffle=True, random_state=3).split(margins):
+        calibrated[test] = margins[test] / calibration.temperature_fit(
+            *calibration._symmetric(margins[train])
+        )
+    expected = calibration.calibration_metrics(*_both_ways(expit(calibrated)))
+    assert report["after"]["ece"] == pytest.approx(expected["ece"])
+    assert report["after"]["nll"] == pytest.approx(expected["nll"])
+
+
+def test_repeated_partitions_average_the_after_figures_and_give_the_cut_range():
+    margins = synthetic_margins(n=240, scale=2.0, seed=5)
+    singles = [
+        calibration.calibration_cross_fitted(margins, repeats=1, seed=seed) for seed in range(4)
+    ]
+    report = calibration.calibration_cross_fitted(margins, repeats=4, seed=0)
+    assert report["after"]["ece"] == pytest.approx(np.mean([r["after"]["ece"] for r in singles]))
+    assert report["ece_cut_range"] == pytest.approx(
+        [min(r["ece_cut"] for r in singles), max(r["ece_cut"] for r in singles)]
+    )
+    assert report["before"] == singles[0]["before"]  # raw figures ignore the partition
+
+
+def test_a_version_stores_cross_fitted_figures_beside_the_in_sample_ones():
+    fitted = calibration.calibration_fit(synthetic_margins(n=300, scale=3.0, seed=6))
+    cross = fitted["cross_fitted"]
+    assert cross["repeats"] == calibration.CROSS_FIT_REPEATS
+    assert cross["after"]["ece"] < cross["before"]["ece"]
+    assert "reliability" not in cross["after"] and "temperatures" not in cross
+    # out of sample, the fit looks no better than in sample
+    assert cross["after"]["nll"] >= fitted["after"]["nll"] - 1e-9
+    assert "too few" in calibration.calibration_fit([0.5, -0.2, 1.0])["cross_fitted"]["note"]
+
+
+def _both_ways(probs):
+    return np.concatenate([probs, 1 - probs]), np.concatenate(
+        [np.ones_like(probs), np.zeros_like(probs)]
+    )

@@ -129,3 +129,22 @@ def test_the_job_progress_json_carries_the_curve(client, password, rosa, version
     assert progress["version"] == "tiny-rm@1"
     assert any("loss" in point for point in progress["history"])
     assert any("eval_accuracy" in point for point in progress["history"])
+
+
+def test_the_version_page_shows_out_of_sample_calibration_and_its_noise_floor(
+    client, password, rosa, version
+):
+    import numpy as np
+
+    from models_registry import calibration
+    from models_registry.models import ModelVersion
+
+    margins = np.random.default_rng(3).normal(0.0, 3.0, 120)
+    fitted = calibration.calibration_fit(margins)
+    ModelVersion.objects.filter(pk=version.pk).update(calibration=fitted)  # as registered
+    page = login(client, rosa, password).get(f"/models/versions/{version.pk}/").content.decode()
+    cross = fitted["cross_fitted"]
+    assert 'data-testid="cross-fitted"' in page
+    assert f"ECE {cross['before']['ece']:.3f} → {cross['after']['ece']:.3f}" in page
+    assert f"{cross['repeats']} random partitions" in page
+    assert f"about {cross['noise_floor']['ece_mean']:.3f}" in page
