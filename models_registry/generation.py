@@ -3,9 +3,10 @@
 selectors).
 
 Idempotency: a response is the row (job, prompt, sample index), written with an upsert, so
-a rerun (or a redelivered task) asks only for the samples that are missing or failed and
-never stores one twice; items carry the external id ``gen<job>-p<prompt>-s<i>-s<j>`` and
-annotation's import skips ids it holds, so pairing again creates nothing twice.
+a rerun (a retry, the reaper's requeue of a dead worker's job, a redelivered task) asks
+only for the samples that are missing or failed and never stores one twice; items carry
+the external id ``gen<job>-p<prompt>-s<i>-s<j>`` and annotation's import skips ids it
+holds, so pairing again creates nothing twice.
 
 The HTTP work runs in :func:`models_registry.openai_compat.chat_stream` (a helper thread,
 asyncio); this module writes its results in batches and polls for a cancel.  Annotation is
@@ -58,6 +59,9 @@ FLUSH_ROWS = 500
 ITEM_BATCH = 2000
 # A running job whose heartbeat is older than this may be started again (its worker died).
 STALE_SECONDS = 120
+# Runs a job may have (its first, retries and the reaper's requeues) before the reaper,
+# finding its worker dead again, fails it instead of queueing it once more.
+GENERATION_JOB_MAX_RUNS = 3
 RESULT_FIELDS = (
     "ok",
     "text",
@@ -255,6 +259,72 @@ def generation_job_retry(*, job: GenerationJob, token_cap: int | None = None) ->
     )
     _enqueue(job)
     return job
+
+
+def generation_jobs_reap() -> dict[str, int]:
+    """Requeue, fail or cancel running jobs whose worker died (scheduled by beat, on the
+    ``default`` queue, so it works while no generation worker is alive).
+
+    A running job is abandoned when its worker instance has sent no heartbeat for
+    ``WORKER_HEARTBEAT_MAX_AGE`` seconds and the job no progress for as long (as
+    ``annotation.services.import_jobs_reap`` decides), or when the job itself wrote no
+    progress for ``STALE_SECONDS`` (a worker of no known instance).  A rerun asks only for
+    the missing and failed responses, so an abandoned job is queued again, up to
+    ``GENERATION_JOB_MAX_RUNS`` runs; then it fails.  One whose cancel was asked is
+    cancelled.  Each is audited (``generation.reaped``).  Returns counts by outcome.
+    """
+    from governance.models import WorkerHeartbeat
+
+    now = timezone.now()
+    alive_since = now - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
+    alive = WorkerHeartbeat.objects.filter(last_seen__gte=alive_since).values("instance")
+    running = GenerationJob.objects.filter(status=GenerationJob.Status.RUNNING)
+    vanished = (
+        running.exclude(worker="").exclude(worker__in=alive).filter(heartbeat_at__lt=alive_since)
+    )
+    stale = running.filter(
+        Q(heartbeat_at__lt=now - timedelta(seconds=STALE_SECONDS)) | Q(heartbeat_at=None)
+    )
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0}
+    for job_id in sorted(
+        set(vanished.values_list("pk", flat=True)) | set(stale.values_list("pk", flat=True))
+    ):
+        with transaction.atomic():
+            # Locked and read again: a job that finished (or was retried) meanwhile stays.
+            job = (
+                GenerationJob.objects.select_for_update()
+                .filter(pk=job_id, status=GenerationJob.Status.RUNNING)
+                .first()
+            )
+            if job is None:
+                continue
+            gone = job.worker or "an unknown worker"
+            stopped = f"The worker running this job ({gone}) stopped"
+            kept = f"{job.succeeded} of {job.total} responses kept"
+            if job.cancel_requested:
+                job.status, job.finished_at = GenerationJob.Status.CANCELLED, now
+                job.message = f"Cancelled: the worker running it ({gone}) stopped; {kept}."
+            elif job.runs < GENERATION_JOB_MAX_RUNS:
+                job.status, job.heartbeat_at = GenerationJob.Status.QUEUED, None
+                job.message = f"{stopped}; {kept}. Queued again for the rest."
+            else:
+                job.status, job.finished_at = GenerationJob.Status.FAILED, now
+                job.message = (
+                    f"{stopped}, after {job.runs} runs; {kept}. Retry it to ask for the rest."
+                )
+            job.save(update_fields=["status", "finished_at", "heartbeat_at", "message"])
+            if job.status == GenerationJob.Status.QUEUED:
+                _enqueue(job)
+                counts["requeued"] += 1
+            else:
+                counts[job.status] += 1
+            audit_event_record(
+                action="generation.reaped",
+                obj=job,
+                before={"status": GenerationJob.Status.RUNNING},
+                after={"status": job.status, "worker": gone, "runs": job.runs},
+            )
+    return counts
 
 
 def _claim(job_id: int, worker: str) -> GenerationJob | None:
@@ -483,6 +553,8 @@ def generation_items_create(*, job: GenerationJob) -> int:
             if len(rows) >= ITEM_BATCH:
                 created += annotation_services.items_create_bulk(project=project, rows=rows).created
                 rows = []
+                # Progress, for the reaper: a long pairing is not a dead worker.
+                GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
     if rows:
         created += annotation_services.items_create_bulk(project=project, rows=rows).created
     return created

@@ -43,6 +43,15 @@ def generation_job_run_task(self, job_id: int) -> None:
     generation_job_run(job_id=job_id, worker=worker_instance() or self.request.hostname or "")
 
 
+@shared_task(name="models_registry.generation_jobs_reap", time_limit=60, soft_time_limit=50)
+def generation_jobs_reap_task() -> dict[str, int]:
+    """Requeue, fail or cancel generation jobs whose worker died (scheduled by beat, on the
+    default queue)."""
+    from .generation import generation_jobs_reap
+
+    return generation_jobs_reap()
+
+
 @shared_task(name="models_registry.prompt_set_generate", time_limit=3600, soft_time_limit=3540)
 def prompt_set_generate_task(prompt_set_id: int) -> None:
     """Generate a prompt set from its topics (queued by ``prompts.prompt_set_generate_request``)."""

@@ -218,6 +218,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     # The reaper of dead training jobs must run even where no training worker is alive.
     "models_registry.training_jobs_reap": {"queue": "default"},
+    # So is the reaper of dead generation jobs, where no generation worker is alive.
+    "models_registry.generation_jobs_reap": {"queue": "default"},
     # Generation waits on remote providers (I/O, no GPU): its own queue, scaled apart.
     "models_registry.generation_job_run": {"queue": "generation"},
     "models_registry.prompt_set_generate": {"queue": "generation"},
@@ -252,6 +254,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     "models-reap-abandoned-training": {
         "task": "models_registry.training_jobs_reap",
+        "schedule": 60.0,
+    },
+    "models-reap-abandoned-generation": {
+        "task": "models_registry.generation_jobs_reap",
         "schedule": 60.0,
     },
     # The RLHF loop: queue the passes that are due (each project's schedule_minutes).
