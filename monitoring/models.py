@@ -53,6 +53,26 @@ class Outcome(models.Model):
         return (self.p_a > 0.5) != (self.label == 1)
 
 
+class OutcomeCursor(models.Model):
+    """Where outcome collection of one version stands, so that predictions whose items are
+    never labelled cannot keep it from the ones that are (``services.outcomes_collect``).
+
+    ``scanned_to``: the highest prediction id ever looked at (newer ones are new);
+    ``revisit_after``: the rotation through the older, still unmatched ones resumes after
+    this id (0: from the start).  Written only under the version's collection lock.
+    """
+
+    version = models.OneToOneField(
+        "models_registry.ModelVersion", on_delete=models.CASCADE, related_name="+"
+    )
+    scanned_to = models.PositiveBigIntegerField(default=0)
+    revisit_after = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.version_id}: new after {self.scanned_to}, revisit after {self.revisit_after}"
+
+
 class MetricPoint(models.Model):
     """Calibration of one version's outcomes in one time bucket (pre-aggregated)."""
 

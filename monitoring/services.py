@@ -9,7 +9,7 @@ alerts commit together, so a worker killed half-way leaves nothing half-done.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from annotation import selectors as annotation_selectors
@@ -26,7 +27,7 @@ from governance.roles import ADMIN
 from governance.services import audit_event_record
 from models_registry import selectors as registry_selectors
 from models_registry.calibration import calibration_metrics
-from models_registry.models import ModelVersion
+from models_registry.models import ModelVersion, Prediction
 
 from . import detectors, drift, features, selectors
 from .models import (
@@ -38,12 +39,17 @@ from .models import (
     MetricPoint,
     Notification,
     Outcome,
+    OutcomeCursor,
     Window,
 )
 
 logger = logging.getLogger(__name__)
 
+#: Predictions looked at per query, and queries per run: one run of
+#: :func:`outcomes_collect` looks at most at ``COLLECT_BATCH * COLLECT_BATCHES_PER_RUN``
+#: predictions (at least 2 batches: one is kept for the older ones).
 COLLECT_BATCH = 5000
+COLLECT_BATCHES_PER_RUN = 10
 
 
 # -- outcomes -------------------------------------------------------------------------------
@@ -86,22 +92,101 @@ def outcomes_collect_soon(*, version: ModelVersion, **_) -> None:
 @transaction.atomic
 def outcomes_collect(*, version: ModelVersion, now: datetime | None = None) -> list[Outcome]:
     """Match the version's unmatched predictions with the human consensus, then update
-    the metric points, detectors and alert rules the new outcomes touch."""
+    the metric points, detectors and alert rules the new outcomes touch.
+
+    Predictions whose item is never labelled (or ends in a tie, or names no item) stay
+    unmatched for good, so a run cannot just take the first unmatched ones: once a batch
+    of those sat at the head, labelled predictions behind them were never reached.  A run
+    instead pages through the unmatched predictions by id (:func:`_pending_batches`), a
+    bounded number of batches, from a cursor kept per version (:class:`OutcomeCursor`).
+
+    Scanning only the predictions whose item has a consensus was the other way, but the
+    consensus is annotation's (items, read through its selectors) and the predictions the
+    registry's (read through its selectors), joined on a free-text ``item_ref``: filtering
+    in SQL would join the two apps' tables behind their selectors, and filtering in Python
+    would load every labelled ref of every project each run.
+    """
     # One collector per version at a time (beat's and an event's task may overlap): two
-    # would both match the same predictions.
+    # would both match the same predictions, and both move the cursor.
     ModelVersion.objects.select_for_update().filter(pk=version.pk).first()
-    pending = (
-        registry_selectors.prediction_list(version=version, with_item_ref=True)
-        .exclude(pk__in=Outcome.objects.filter(version=version).values("prediction_id"))
-        .only("pk", "item_ref", "p_a", "margin", "created_at")[:COLLECT_BATCH]
+    cursor, _ = OutcomeCursor.objects.get_or_create(version=version)
+    before = (cursor.scanned_to, cursor.revisit_after)
+    outcomes = []
+    for batch in _pending_batches(version=version, cursor=cursor):
+        outcomes += _outcomes_match(version=version, predictions=batch)
+    if (cursor.scanned_to, cursor.revisit_after) != before:
+        cursor.save()
+    if not outcomes:
+        return []
+    metric_points_update(version=version, times=[o.predicted_at for o in outcomes])
+    detectors_update(version=version, outcomes=outcomes)
+    alert_rules_evaluate(version=version, now=now)
+    return outcomes
+
+
+def _pending_batches(*, version: ModelVersion, cursor: OutcomeCursor) -> Iterator[list[Prediction]]:
+    """This run's batches of the version's unmatched predictions (naming an item), at most
+    ``COLLECT_BATCHES_PER_RUN`` queries, moving ``cursor`` along (the caller saves it).
+
+    First the new ones (ids above ``cursor.scanned_to``), in all batches but one, so that
+    a prediction just stored meets its item's consensus at once (the event-queued run).
+    Then, with the batches left, the older unmatched ones round robin: from
+    ``cursor.revisit_after`` up to where the new ones began, then around from the start
+    up to where this run began, never further.  An item labelled after its prediction was
+    first looked at is matched once the rotation comes round, within about
+    (unmatched older predictions) / (batches left per run × ``COLLECT_BATCH``) runs; so is
+    a prediction committed after a higher id had already been scanned.
+    """
+    left = COLLECT_BATCHES_PER_RUN
+    top = cursor.scanned_to
+    while left > 1:
+        batch = _pending_batch(version=version, after=cursor.scanned_to)
+        left -= 1
+        if batch:
+            cursor.scanned_to = batch[-1].pk
+            yield batch
+        if len(batch) < COLLECT_BATCH:
+            break
+    began, upto, wrapped = cursor.revisit_after, top, False
+    while left > 0 and top > 0:
+        batch = _pending_batch(version=version, after=cursor.revisit_after, upto=upto)
+        left -= 1
+        if len(batch) == COLLECT_BATCH:
+            cursor.revisit_after = batch[-1].pk  # more may follow: the next batch or run
+        elif not wrapped and began > 0:
+            cursor.revisit_after, upto, wrapped = 0, began, True  # the end: from the start
+        else:
+            cursor.revisit_after = began  # every older one looked at once in this run
+            left = 0
+        if batch:
+            yield batch
+
+
+def _pending_batch(
+    *, version: ModelVersion, after: int, upto: int | None = None
+) -> list[Prediction]:
+    """Up to ``COLLECT_BATCH`` of the version's predictions that name an item and have no
+    outcome, with ids in (``after``, ``upto``], by id."""
+    queryset = registry_selectors.prediction_list(version=version, with_item_ref=True).filter(
+        pk__gt=after
     )
-    pending = list(pending)
-    consensus = annotation_selectors.consensus_by_item_ref(refs=[p.item_ref for p in pending])
+    if upto is not None:
+        queryset = queryset.filter(pk__lte=upto)
+    # NOT EXISTS on the outcome's unique prediction index: each batch costs what it reads,
+    # not a pass over all the version's outcomes (NOT IN hashed them for every batch).
+    matched = Outcome.objects.filter(prediction_id=OuterRef("pk"))
+    queryset = queryset.filter(~Exists(matched))
+    return list(queryset.only("pk", "item_ref", "p_a", "margin", "created_at")[:COLLECT_BATCH])
+
+
+def _outcomes_match(*, version: ModelVersion, predictions: list[Prediction]) -> list[Outcome]:
+    """Create the outcomes of those ``predictions`` whose item has a consensus (not a tie)."""
+    consensus = annotation_selectors.consensus_by_item_ref(refs=[p.item_ref for p in predictions])
     rows = []
-    for prediction in pending:
+    for prediction in predictions:
         human = consensus.get(prediction.item_ref)
         if human is None or human["label"] == annotation_selectors.PAIRWISE_TIE:
-            continue  # not labelled yet (tried again next time), or a tie: no outcome
+            continue  # not labelled yet (tried again later), or a tie: no outcome
         rows.append(
             Outcome(
                 prediction_id=prediction.pk,
@@ -113,13 +198,7 @@ def outcomes_collect(*, version: ModelVersion, now: datetime | None = None) -> l
                 predicted_at=prediction.created_at,
             )
         )
-    if not rows:
-        return []
-    outcomes = Outcome.objects.bulk_create(rows)
-    metric_points_update(version=version, times=[o.predicted_at for o in outcomes])
-    detectors_update(version=version, outcomes=outcomes)
-    alert_rules_evaluate(version=version, now=now)
-    return outcomes
+    return Outcome.objects.bulk_create(rows) if rows else []
 
 
 def metric_points_update(*, version: ModelVersion, times: Iterable[datetime]) -> list[MetricPoint]:

@@ -46,13 +46,19 @@ def labelled_snapshot(*, researcher, annotator, rows: list[dict], name: str = "M
             for i, r in enumerate(rows)
         ],
     )
+    items_label(project=project, annotator=annotator, choice="A")
+    return dataset_export(project=project, fmt="trl", user=researcher)
+
+
+def items_label(*, project, annotator, choice: str) -> None:
+    """The annotator answers ``choice`` on every item still assigned to them; the
+    project's consensus is recomputed."""
     while assignment := annotation_services.assignment_next(project=project, annotator=annotator):
         annotation_services.annotation_submit(
             project=project, item_id=assignment.item_id, annotator=annotator,
-            answer={"preference": {"choice": "A"}}, idempotency_key=f"k{assignment.item_id}",
+            answer={"preference": {"choice": choice}}, idempotency_key=f"k{assignment.item_id}",
         )  # fmt: skip
     consensus_recompute(project=project)
-    return dataset_export(project=project, fmt="trl", user=researcher)
 
 
 @pytest.fixture
