@@ -11,7 +11,8 @@ the same database transaction as the change that needs the work::
 The call writes an :class:`~governance.models.OutboxMessage` row, so the work is recorded
 if and only if the change commits — no task for a rolled-back row, and no committed row
 whose task was lost because Redis was down at that moment.  After the commit the web
-process tries to send the row at once (fast path); whatever could not be sent, and every
+process tries to send the transaction's rows at once, together, in one relay pass on one
+broker connection (fast path, :class:`_CommitBatch`); whatever could not be sent, and every
 delayed row, is sent by :func:`outbox_relay`, which each worker runs every
 ``OUTBOX_RELAY_INTERVAL`` seconds in a thread of its own (``rlhf_platform.celery``), so
 the relay never depends on the broker to schedule itself.  While the broker is down the
@@ -43,6 +44,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Model
 from django.utils import timezone
 
@@ -107,17 +109,65 @@ def outbox_task_enqueue(
     else:
         message.save()
     if delay <= 0:
-        message_id = message.message_id
-        transaction.on_commit(lambda: _send_after_commit(message_id), robust=True)
+        batch = _commit_batch(transaction.get_connection())
+        batch.message_ids.append(message.message_id)
+        # robust: a broker or relay failure never fails the request whose change committed.
+        transaction.on_commit(batch.send, robust=True)
     return message
 
 
-def _send_after_commit(message_id) -> None:
-    """The fast path: send a just-committed row now; the relay retries if this fails."""
-    try:
-        outbox_relay(message_ids=[message_id])
-    except Exception as exc:  # never fail a request whose change committed
-        _warn_send_failed(exc)
+class _CommitBatch:
+    """The rows one transaction queued, sent together after it commits (the fast path).
+
+    Every row still registers its own ``on_commit`` callback, so Django decides, row by
+    row, whether the row's send runs: a rolled-back transaction or savepoint discards the
+    callbacks registered inside it, exactly as it discards the rows.  All of a
+    transaction's callbacks are this batch's :meth:`send`, though: the first to run sends
+    every row gathered so far in one relay pass, on one broker connection, and the others
+    find nothing left to do.  A row is therefore sent by its own callback or by an earlier
+    one of the same transaction, after the outermost commit in both cases.
+    """
+
+    def __init__(self) -> None:
+        self.message_ids: list[Any] = []
+
+    def send(self) -> None:
+        """Send the batch's rows now; whatever fails waits for the periodic relay."""
+        message_ids, self.message_ids = self.message_ids, []
+        # Rows of a rolled-back savepoint may still be listed: the relay reads the rows
+        # from the database, so it does not find them.
+        for start in range(0, len(message_ids), RELAY_BATCH):
+            try:
+                result = outbox_relay(message_ids=message_ids[start : start + RELAY_BATCH])
+            except Exception as exc:  # never fail a request whose change committed
+                _warn_send_failed(exc)
+                return
+            if result.error:  # the broker is down: no use trying the next chunk now
+                return
+
+
+def _commit_batch(connection: BaseDatabaseWrapper) -> _CommitBatch:
+    """The batch of the connection's open transaction, or a new one.
+
+    The batch is found among the transaction's pending ``on_commit`` callbacks rather than
+    kept in a thread-local, so it can never outlive its transaction: Django empties that
+    list when the transaction commits or rolls back and filters it when a savepoint rolls
+    back, and a batch none of whose callbacks is left there is dropped with them.  (A
+    thread-local batch whose one flush callback a rollback discarded would swallow every
+    later row of the thread.)  The list belongs to the connection, which Django keeps per
+    thread, so gthread workers' requests never share a batch.  Outside a transaction the
+    callback runs at once, so each row is its own batch.  Which batch a row joins decides
+    only how rows are grouped, never whether a row is sent: the row's own callback sends
+    its batch.  (``run_on_commit`` holds Django's ``(savepoint ids, callback, robust)``
+    entries; a test's ``captureOnCommitCallbacks`` runs them without removing them, and a
+    batch so sent simply gathers the rows queued after.)
+    """
+    if connection.in_atomic_block:
+        # The newest callback first: in a bulk loop it is the previous row's.
+        for _savepoints, callback, _robust in reversed(connection.run_on_commit):
+            if isinstance(getattr(callback, "__self__", None), _CommitBatch):
+                return callback.__self__
+    return _CommitBatch()
 
 
 def _warn_send_failed(exc: BaseException) -> None:
