@@ -4,6 +4,17 @@ from django import forms
 
 from .models import BaseModel, Kind
 from .models_loop import LoopSettings
+from .services import TRAINING_SETTINGS
+
+
+def _setting_field(name: str, field_class, **kwargs):
+    """A training setting left empty for the job's default for its kind (one source of
+    defaults and bounds: ``services.TRAINING_SETTINGS``)."""
+    reward, dpo, _type, low, high = TRAINING_SETTINGS[name]
+    return field_class(
+        min_value=low, max_value=high, required=False,
+        help_text=f"Empty: {reward:g} for a reward model, {dpo:g} for DPO.", **kwargs,
+    )  # fmt: skip
 
 
 class TrainingJobForm(forms.Form):
@@ -19,10 +30,10 @@ class TrainingJobForm(forms.Form):
     base_model = forms.ModelChoiceField(
         queryset=BaseModel.objects.all(), to_field_name="name", label="Base model"
     )
-    epochs = forms.IntegerField(min_value=1, max_value=100, initial=2)
-    learning_rate = forms.FloatField(min_value=1e-8, max_value=1.0, initial=2e-5)
-    batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=16)
-    max_length = forms.IntegerField(min_value=8, max_value=8192, initial=256, label="Max tokens")
+    epochs = _setting_field("epochs", forms.IntegerField)
+    learning_rate = _setting_field("learning_rate", forms.FloatField)
+    batch_size = _setting_field("batch_size", forms.IntegerField)
+    max_length = _setting_field("max_length", forms.IntegerField, label="Max tokens")
     curriculum = forms.BooleanField(
         required=False, help_text="Easy → hard by consensus confidence (no shuffling)."
     )
@@ -35,9 +46,11 @@ class TrainingJobForm(forms.Form):
         ]
 
     def config(self) -> dict:
-        """The training settings chosen in the form."""
+        """The training settings chosen in the form (those left empty take the defaults)."""
         names = ("epochs", "learning_rate", "batch_size", "max_length", "curriculum")
-        return {name: self.cleaned_data[name] for name in names}
+        return {
+            name: self.cleaned_data[name] for name in names if self.cleaned_data[name] is not None
+        }
 
 
 class ModelCardForm(forms.Form):

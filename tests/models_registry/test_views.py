@@ -113,6 +113,23 @@ def test_the_training_form_starts_a_job_from_a_snapshot(
     assert TrainingJob.objects.get(pk=job.pk).status == "cancelled"
 
 
+def test_settings_left_empty_in_the_form_take_the_defaults_of_the_jobs_kind(
+    client, password, rosa, snapshot, tiny_causal_lm
+):
+    from models_registry.services import TRAINING_SETTINGS
+
+    login(client, rosa, password)
+    response = client.post("/models/jobs/", {
+        "kind": "policy", "registered_model": "form-dpo", "snapshot": snapshot.pk,
+        "base_model": "tiny-gpt2", "epochs": "", "learning_rate": "", "batch_size": "4",
+        "max_length": "",
+    })  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    config = TrainingJob.objects.get(registered_model__name="form-dpo").config
+    assert config["learning_rate"] == TRAINING_SETTINGS["learning_rate"][1]  # DPO's, not RM's
+    assert config["epochs"] == TRAINING_SETTINGS["epochs"][1] and config["batch_size"] == 4
+
+
 def test_the_training_form_refuses_bad_input_with_400(client, password, rosa, snapshot):
     login(client, rosa, password)
     response = client.post(
