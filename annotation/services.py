@@ -941,11 +941,11 @@ def import_jobs_reap() -> dict[str, int]:
     time limit.  A queued job whose task went out ``IMPORT_JOB_RESEND_AFTER`` ago and was
     never claimed is sent again.  Returns counts by outcome.
     """
-    from governance.models import WorkerHeartbeat
+    from governance.selectors import worker_heartbeat_cutoff, worker_heartbeats_alive
 
     now = timezone.now()
-    alive_since = now - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
-    alive = WorkerHeartbeat.objects.filter(last_seen__gte=alive_since).values("instance")
+    alive_since = worker_heartbeat_cutoff(now=now)
+    alive = worker_heartbeats_alive(now=now).values("instance")
     running = ImportJob.objects.filter(status=ImportJob.Status.RUNNING)
     vanished = (
         running.exclude(worker="").exclude(worker__in=alive).filter(started_at__lt=alive_since)

@@ -308,12 +308,21 @@ def _broker_health() -> ComponentHealth:
         return ComponentHealth(False, {"transport": transport, "error": str(exc)})
 
 
+def worker_heartbeat_cutoff(*, now: dt.datetime) -> dt.datetime:
+    """The oldest heartbeat of a worker instance still counted as alive at ``now``."""
+    return now - dt.timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
+
+
+def worker_heartbeats_alive(*, now: dt.datetime) -> QuerySet[WorkerHeartbeat]:
+    """The worker instances alive at ``now``: health, and the reapers' test of whether the
+    worker holding a job is gone (keyed by instance, so a restarted worker of the same name
+    does not hide the dead one)."""
+    return WorkerHeartbeat.objects.filter(last_seen__gte=worker_heartbeat_cutoff(now=now))
+
+
 def _workers_health(now: dt.datetime) -> ComponentHealth:
     try:
-        cutoff = now - dt.timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
-        beats = list(
-            WorkerHeartbeat.objects.filter(last_seen__gte=cutoff).order_by("hostname", "instance")
-        )
+        beats = list(worker_heartbeats_alive(now=now).order_by("hostname", "instance"))
     except Exception as exc:
         return ComponentHealth(False, {"error": str(exc), "alive": []})
     alive = [

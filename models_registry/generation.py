@@ -273,11 +273,11 @@ def generation_jobs_reap() -> dict[str, int]:
     ``GENERATION_JOB_MAX_RUNS`` runs; then it fails.  One whose cancel was asked is
     cancelled.  Each is audited (``generation.reaped``).  Returns counts by outcome.
     """
-    from governance.models import WorkerHeartbeat
+    from governance.selectors import worker_heartbeat_cutoff, worker_heartbeats_alive
 
     now = timezone.now()
-    alive_since = now - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
-    alive = WorkerHeartbeat.objects.filter(last_seen__gte=alive_since).values("instance")
+    alive_since = worker_heartbeat_cutoff(now=now)
+    alive = worker_heartbeats_alive(now=now).values("instance")
     running = GenerationJob.objects.filter(status=GenerationJob.Status.RUNNING)
     vanished = (
         running.exclude(worker="").exclude(worker__in=alive).filter(heartbeat_at__lt=alive_since)

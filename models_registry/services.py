@@ -40,8 +40,8 @@ from django.utils import timezone
 
 from annotation import selectors as annotation_selectors
 from governance import access
-from governance.models import WorkerHeartbeat
 from governance.outbox import outbox_task_enqueue
+from governance.selectors import worker_heartbeat_cutoff, worker_heartbeats_alive
 from governance.services import audit_event_record
 from rlhf_platform.errors import Conflict
 from rlhf_platform.validation import text_problem
@@ -598,15 +598,9 @@ def training_jobs_fail_abandoned() -> int:
     Scheduled by beat."""
     now = timezone.now()
     job_cutoff = now - timedelta(seconds=settings.TRAINING_JOB_HEARTBEAT_MAX_AGE)
-    worker_cutoff = now - timedelta(seconds=settings.WORKER_HEARTBEAT_MAX_AGE)
+    worker_cutoff = worker_heartbeat_cutoff(now=now)
     live = (TrainingJob.Status.RUNNING, TrainingJob.Status.REGISTERING)
-    alive_workers = set(
-        # Keyed by worker instance (node name, pid, start id), so a restarted worker
-        # does not hide the dead one that held the job.
-        WorkerHeartbeat.objects.filter(last_seen__gte=worker_cutoff).values_list(
-            "instance", flat=True
-        )
-    )
+    alive_workers = set(worker_heartbeats_alive(now=now).values_list("instance", flat=True))
     failed = 0
     for job in TrainingJob.objects.filter(status__in=live):
         stale = job.heartbeat_at is None or job.heartbeat_at < job_cutoff
