@@ -3,7 +3,7 @@ the platform's overhead against TRL and a raw forward pass.  Prints one JSON doc
 stdout (progress on stderr).  Uses a fresh SQLite database under ``$ATTUNE_VAR_DIR``
 (default ``/tmp/attune-bench-training``) and touches no other.
 
-Parts, all on the same data, model and settings in the same run:
+Parts, all on the same data and model in the same run:
 
 trl        TRL's RewardTrainer called directly on all-MiniLM-L6-v2 with the HH-RLHF harmless
            sample (1,200 pairs; 20 % held out, seeded) with the issue's reference settings:
