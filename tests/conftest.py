@@ -263,3 +263,13 @@ def start_worker(own_redis, django_db_blocker, tmp_path):
     yield start
     for worker in workers:
         worker.kill()
+
+
+def csp_directives(header: str) -> dict[str, str]:
+    """A Content-Security-Policy header as {directive: sources} (the header's directive
+    order is not fixed, so tests compare directives, not substrings)."""
+    return dict(
+        [*directive.strip().split(" ", 1), ""][:2]
+        for directive in header.split(";")
+        if directive.strip()
+    )
